@@ -1,0 +1,1 @@
+"""crate_jax: see README.md (filled by its paper issue)."""

@@ -1,0 +1,1 @@
+"""equitune_jax: see README.md (filled by its paper issue)."""

@@ -1,0 +1,1 @@
+"""fusion_jax: see README.md (filled by its paper issue)."""

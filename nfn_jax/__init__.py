@@ -1,0 +1,1 @@
+"""nfn_jax: see README.md (filled by its paper issue)."""

@@ -1,0 +1,1 @@
+"""qkvflow_jax: see README.md (filled by its paper issue)."""
