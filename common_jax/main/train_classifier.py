@@ -19,6 +19,7 @@ from levanter.trainer import Trainer, TrainerConfig
 from levanter.utils.jax_utils import parameter_count
 
 from ..data.images import EpochShuffledDataset, ImageDataConfig
+from ..models.classifier_config import ImageClassifierConfig
 from ..models.vit import ViTConfig
 from ..training.classification import classification_loss, evaluate_classifier
 from ..training.run_setup import default_trainer_config, ensure_json_tracker, metrics_jsonl, run_dir
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class TrainClassifierConfig:
     data: ImageDataConfig = field(default_factory=ImageDataConfig)
-    model: ViTConfig = field(default_factory=ViTConfig)
+    model: ImageClassifierConfig = field(default_factory=ViTConfig)
     trainer: TrainerConfig = field(default_factory=default_trainer_config)
     optimizer: OptimizerConfig = field(default_factory=AdamConfig)
     label_smoothing: float = 0.0
@@ -40,7 +41,7 @@ class TrainClassifierConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
-def check_model_matches_data(model: ViTConfig, image_shape: tuple[int, int, int], num_classes: int) -> None:
+def check_model_matches_data(model: ImageClassifierConfig, image_shape: tuple[int, int, int], num_classes: int) -> None:
     height, width, channels = image_shape
     if (height, width) != (model.image_size, model.image_size):
         raise ValueError(f"model.image_size is {model.image_size} but the data's images are {height}x{width}")
@@ -65,9 +66,8 @@ def main(config: TrainClassifierConfig) -> dict[str, float]:
         state = trainer.initial_state(training_key, model_init=lambda: config.model.build(key=model_key))
         levanter.tracker.log_summary({"parameter_count": parameter_count(state.model)})
         trainer.add_eval_hook(splits.test, name="test")
-        trainer.add_hook(
-            callbacks.log_performance_stats(config.model.Pos.size, config.trainer.batch_schedule), every=1
-        )
+        # one "token" per image, so levanter's tokens_per_second reads as images per second
+        trainer.add_hook(callbacks.log_performance_stats(1, config.trainer.batch_schedule), every=1)
 
         seed = config.trainer.seed if config.data_seed is None else config.data_seed
         train_loader = trainer.data_loader(EpochShuffledDataset(splits.train, seed)).iter_from_step(int(state.step))

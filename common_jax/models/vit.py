@@ -15,14 +15,16 @@ from haliax.jax_utils import maybe_rng_split
 from haliax.nn.scan import Stacked
 
 from .attention import Attention
+from .classifier_config import ImageClassifierConfig
 from .mlp import Mlp
 from .patch_embedding import PatchEmbedding
 
 POOLINGS = ("cls", "mean")
 
 
+@ImageClassifierConfig.register_subclass("vit")
 @dataclass(frozen=True)
-class ViTConfig:
+class ViTConfig(ImageClassifierConfig):
     image_size: int = 28
     patch_size: int = 4
     num_channels: int = 1
