@@ -128,10 +128,6 @@ class ImageSplits:
     image_shape: tuple[int, int, int]  # (H, W, C)
     num_classes: int
 
-    @property
-    def Classes(self) -> Axis:
-        return Axis("classes", self.num_classes)
-
 
 def load_mnist10k() -> tuple[np.ndarray, np.ndarray]:
     """The 10,000 embedded MNIST digits: uint8 images [10000, 28, 28, 1] and uint8 labels [10000]."""
