@@ -18,3 +18,12 @@ def in_tmp(tmp_path, monkeypatch):
     """Run in a fresh directory, so runs write their logs, caches and checkpoints there."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def float32_by_default():
+    """Each test starts in float32: a test that wants float64 opens ``jax.enable_x64(True)`` itself."""
+    import jax
+
+    jax.config.update("jax_enable_x64", False)
+    yield

@@ -6,6 +6,7 @@ Writes ``<out>/report.md`` (results table and figures), ``<out>/summary.json``, 
 (``runs/<job>/metrics.jsonl``) and checkpoints. A re-run replaces the folder's previous results.
 """
 
+import importlib
 import json
 import logging
 import shutil
@@ -75,9 +76,30 @@ def run_gpt2_enwiki(job_dir: Path, quick: bool) -> dict:
     return result
 
 
+def _paper_job(module: str) -> Callable[[Path, bool], dict]:
+    """A paper package's ``<module>.run_demo``, imported when the job runs."""
+
+    def run(job_dir: Path, quick: bool) -> dict:
+        return importlib.import_module(module).run_demo(job_dir, quick)
+
+    return run
+
+
 JOBS = [
     DemoJob("vit_mnist", "common_jax ViT on mnist10k: test accuracy", run_vit_mnist),
     DemoJob("gpt2_enwiki", "levanter GPT-2 on enwiki106: validation loss and bits per byte", run_gpt2_enwiki),
+    DemoJob("crate_mnist", "crate_jax: tiny CRATE vs a matching ViT on mnist10k: test accuracy, layer-wise coding "
+            "rate and sparsity (init vs trained)", _paper_job("crate_jax.main.reproduce")),
+    DemoJob("fusion_mnist", "fusion_jax: OT fusion of two mnist10k ViTs (one-shot and fine-tuned accuracy vs "
+            "vanilla averaging)", _paper_job("fusion_jax.main.reproduce")),
+    DemoJob("equitune", "equitune_jax: two-view mnist10k (design 1 vs product equitune, clean/transformed "
+            "accuracy) and SCAN-mini (equitune vs multi-equitune exact match, fine-tune time)",
+            _paper_job("equitune_jax.main.reproduce")),
+    DemoJob("qkvflow", "qkvflow_jax: DiffEqFormer on enwiki106 bytes: four arms' validation bits per byte, zero-shot "
+            "depth change, full/LoRA fine-tuning, spectra/Lyapunov/clustering plots",
+            _paper_job("qkvflow_jax.main.reproduce")),
+    DemoJob("nfn", "nfn_jax: Transformer-NFN vs MLP/STATNN/XGBoost/LightGBM/RF: Kendall tau-b of predicted test "
+            "accuracy on a 256-model mnist10k zoo", _paper_job("nfn_jax.main.reproduce")),
 ]
 
 

@@ -11,6 +11,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 
+import equinox as eqx
 import jax
 import levanter
 from levanter import callbacks
@@ -18,6 +19,7 @@ from levanter.optim import AdamConfig, OptimizerConfig
 from levanter.trainer import Trainer, TrainerConfig
 from levanter.utils.jax_utils import parameter_count
 
+from ..data.augment import AugmentConfig
 from ..data.images import EpochShuffledDataset, ImageDataConfig
 from ..models.classifier_config import ImageClassifierConfig
 from ..models.vit import ViTConfig
@@ -34,11 +36,17 @@ class TrainClassifierConfig:
     trainer: TrainerConfig = field(default_factory=default_trainer_config)
     optimizer: OptimizerConfig = field(default_factory=AdamConfig)
     label_smoothing: float = 0.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # training-time augmentation, off by default
     data_seed: int | None = None  # seed of the per-epoch shuffles; defaults to trainer.seed
 
     def __post_init__(self):
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+def abstract_model(config: TrainClassifierConfig) -> eqx.Module:
+    """The launch's model as shapes only (``eqx.filter_eval_shape``): for config checks and checkpoint loading."""
+    return eqx.filter_eval_shape(lambda: config.model.build(key=jax.random.PRNGKey(0)))
 
 
 def check_model_matches_data(model: ImageClassifierConfig, image_shape: tuple[int, int, int], num_classes: int) -> None:
@@ -59,7 +67,9 @@ def main(config: TrainClassifierConfig) -> dict[str, float]:
     ensure_json_tracker(config.trainer)
     levanter.initialize(config)
     optimizer = config.optimizer.build(config.trainer.num_train_steps)
-    loss_fn = functools.partial(classification_loss, label_smoothing=config.label_smoothing)
+    loss_fn = functools.partial(
+        classification_loss, label_smoothing=config.label_smoothing, augment=config.augment
+    )
 
     with metrics_jsonl(run_dir(config.trainer) / "metrics.jsonl"), Trainer(config.trainer, optimizer, loss_fn) as trainer:
         model_key, training_key = jax.random.split(jax.random.PRNGKey(config.trainer.seed))

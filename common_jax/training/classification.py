@@ -2,11 +2,13 @@
 
 import equinox as eqx
 import haliax as hax
+import jax
 import jax.numpy as jnp
 from haliax import NamedArray
 from levanter.callbacks import eval_loss_loop
 from levanter.metrics import Metric, ReductionType
 
+from ..data.augment import AugmentConfig
 from ..data.images import ImageExample
 
 
@@ -15,13 +17,19 @@ def _weighted_mean(values: NamedArray, weight: NamedArray) -> Metric:
     return Metric(_value=hax.sum(values * weight).array, _count=hax.sum(weight).array, reduction=ReductionType.MEAN)
 
 
-def classification_loss(model, batch: ImageExample, *, key=None, label_smoothing: float = 0.0):
+def classification_loss(
+    model, batch: ImageExample, *, key=None, label_smoothing: float = 0.0, augment: AugmentConfig | None = None
+):
     """Label-smoothed softmax cross-entropy over the ``classes`` axis, averaged over real examples.
 
+    With a ``key`` (training) the images first go through ``augment``; evaluation passes ``key=None``.
     Returns ``(loss, {"accuracy", "cross_entropy"})``; the metrics are exact weighted means when folded.
     """
-    labels, weight = batch.label, batch.weight
-    logits = model(batch.image, key=key).astype(jnp.float32)
+    labels, weight, images = batch.label, batch.weight, batch.image
+    if augment is not None and augment.enabled and key is not None:
+        k_augment, key = jax.random.split(key)
+        images = augment(images, k_augment)
+    logits = model(images, key=key).astype(jnp.float32)
     Classes = logits.resolve_axis("classes")
     targets = hax.nn.one_hot(labels, Classes, dtype=jnp.float32)
     log_probs = hax.nn.log_softmax(logits, axis=Classes)

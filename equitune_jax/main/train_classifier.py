@@ -1,0 +1,15 @@
+"""``common_jax.main.train_classifier`` with the ``equitune_vit`` model type registered.
+
+    python -m equitune_jax.main.train_classifier --config_path configs/equitune/vit_rot90_mnist.yaml
+"""
+
+import levanter
+
+from common_jax.main.train_classifier import TrainClassifierConfig, main
+
+from ..models import equitune_vit  # noqa: F401  (registers model type "equitune_vit")
+
+__all__ = ["TrainClassifierConfig", "main"]
+
+if __name__ == "__main__":
+    levanter.config.main(main)()

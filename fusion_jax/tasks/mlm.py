@@ -1,0 +1,111 @@
+"""Masked language modelling: BERT parents on enwiki106 (WordPiece), masked-token loss / accuracy."""
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import equinox as eqx
+import haliax as hax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from levanter.trainer import Trainer
+
+from common_jax.data.images import EpochShuffledDataset
+from common_jax.models.bert import BertConfig
+from common_jax.training.run_setup import metrics_jsonl, run_dir
+
+from ..mlm_data import MlmDataConfig, MlmSplits, mlm_loss
+from .base import FusionTaskConfig, LoadedTask
+
+
+@eqx.filter_jit
+def _log_probs(model, input_ids):
+    logits = model(input_ids).astype(jnp.float32)
+    return hax.nn.log_softmax(logits, axis="vocab").array
+
+
+@FusionTaskConfig.register_subclass("mlm")
+@dataclass(frozen=True)
+class MlmTaskConfig(FusionTaskConfig):
+    data: MlmDataConfig = field(default_factory=MlmDataConfig)
+    parents: list[BertConfig] = field(default_factory=lambda: [BertConfig(), BertConfig()])
+    eval_batch_size: int = 32
+
+    def __post_init__(self):
+        if len(self.parents) < 2:
+            raise ValueError(f"task.parents must list at least two models, got {len(self.parents)}")
+        for i, parent in enumerate(self.parents):
+            if self.data.seq_len > parent.max_position:
+                raise ValueError(f"task.parents[{i}].max_position ({parent.max_position}) is below "
+                                 f"task.data.seq_len ({self.data.seq_len})")
+
+    def num_parents(self) -> int:
+        return len(self.parents)
+
+    def abstract_model(self, index: int):
+        return eqx.filter_eval_shape(lambda: self.parents[index].build(key=jax.random.PRNGKey(0)))
+
+    def load(self) -> "MlmTask":
+        splits = self.data.load()
+        for i, parent in enumerate(self.parents):
+            if parent.vocab_size != splits.vocab_size:
+                raise ValueError(f"task.parents[{i}].vocab_size is {parent.vocab_size}, the tokenizer has "
+                                 f"{splits.vocab_size}")
+        return MlmTask(splits, self.eval_batch_size)
+
+
+class MlmTask(LoadedTask):
+    """Masked-token loss (primary, lower is better), accuracy and perplexity on the validation chunks."""
+
+    primary = "loss"
+    higher_is_better = False
+
+    def __init__(self, splits: MlmSplits, eval_batch_size: int):
+        self.splits, self.eval_batch_size = splits, eval_batch_size
+        masked = [splits.validation.masked(i) for i in range(len(splits.validation.chunks))]
+        self._inputs = np.stack([m[0] for m in masked])
+        self._weights = np.stack([m[1] for m in masked])
+        self._targets = splits.validation.chunks.astype(np.int64)
+
+    def probe(self, num_samples: int, seed: int) -> np.ndarray:
+        chunks = self.splits.train.chunks
+        index = np.sort(np.random.default_rng(seed).choice(len(chunks), min(num_samples, len(chunks)), replace=False))
+        return chunks[index].astype(np.int32)
+
+    def _target_log_probs(self, models: list) -> tuple[np.ndarray, np.ndarray]:
+        """log p(target) at every position under the mean of the models' probabilities, and correctness."""
+        logp_parts, correct_parts = [], []
+        for s in range(0, len(self._inputs), self.eval_batch_size):
+            ids = hax.named(jnp.asarray(self._inputs[s : s + self.eval_batch_size]), ("batch", "position"))
+            probs = np.mean([np.exp(np.asarray(_log_probs(m, ids), np.float64)) for m in models], axis=0)
+            targets = self._targets[s : s + self.eval_batch_size]
+            logp_parts.append(np.log(np.take_along_axis(probs, targets[..., None], axis=-1)[..., 0]))
+            correct_parts.append(probs.argmax(-1) == targets)
+        return np.concatenate(logp_parts), np.concatenate(correct_parts)
+
+    def _metrics(self, models: list) -> dict[str, float]:
+        logp, correct = self._target_log_probs(models)
+        w = self._weights
+        loss = float(-(logp * w).sum() / w.sum())
+        return {"loss": loss, "accuracy": float((correct * w).sum() / w.sum()), "perplexity": math.exp(loss)}
+
+    def evaluate(self, model) -> dict[str, float]:
+        return self._metrics([model])
+
+    def evaluate_ensemble(self, models: list) -> dict[str, float]:
+        """The probability ensemble (mean of the models' predictive distributions)."""
+        return self._metrics(models)
+
+    def finetune(self, model, trainer_config, optimizer_config, steps: int, seed: int):
+        from ..main.train_bert import evaluate_mlm
+
+        trainer_config = dataclasses.replace(trainer_config, num_train_steps=steps)
+        optimizer = optimizer_config.build(steps)
+        with metrics_jsonl(run_dir(trainer_config) / "metrics.jsonl"), \
+                Trainer(trainer_config, optimizer, mlm_loss) as trainer:
+            state = trainer.initial_state(jax.random.PRNGKey(seed), model=model)
+            loader = trainer.data_loader(EpochShuffledDataset(self.splits.train, seed)).iter_from_step(int(state.step))
+            info = trainer.train(state, loader)
+            metrics = evaluate_mlm(trainer, info.eval_model, self.splits.validation)
+        return info.eval_model, metrics

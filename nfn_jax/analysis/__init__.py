@@ -1,0 +1,1 @@
+"""Figures of accuracy-prediction experiments."""

@@ -1,0 +1,88 @@
+"""Every configs/equitune YAML parses into its entry point's config and builds an abstract model; parameter
+counts equal the closed-form counts; bad configs fail with an error naming the field."""
+
+import math
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import pytest
+
+from common_jax.launch import parse_config
+from equitune_jax.config import (
+    ENTRYPOINTS,
+    MultiViewConfig,
+    ScanConfig,
+    Seq2SeqConfig,
+    ViewModelConfig,
+    abstract_multi_view,
+    abstract_scan,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _count(tree) -> int:
+    arrays = eqx.filter(tree, lambda x: isinstance(x, jax.Array | jax.ShapeDtypeStruct))
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(arrays))
+
+
+# the published architectures' sizes: GPT-2 small and CLIP ViT-B/32 (text + vision towers, projections, logit scale)
+KNOWN_COUNTS = {"gpt2_fairness.yaml": 124_439_808, "clip_zeroshot.yaml": 151_277_313}
+
+
+@pytest.mark.parametrize("yaml", sorted(p.name for p in (CONFIGS / "equitune").glob("*.yaml")))
+def test_every_yaml_parses_and_builds(yaml):
+    matches = [(cls, build) for pattern, (cls, build) in ENTRYPOINTS.items() if Path(yaml).match(pattern.split("/")[-1])]
+    assert len(matches) == 1, yaml
+    cls, build = matches[0]
+    config = parse_config(cls, CONFIGS / "equitune" / yaml)
+    count = _count(build(config))
+    assert count == KNOWN_COUNTS.get(yaml, count) and count > 0
+
+
+def test_multi_view_parameter_counts():
+    config = parse_config(MultiViewConfig, CONFIGS / "equitune" / "multi_view.yaml")
+    m = config.model
+    side = math.ceil(math.ceil(m.image_size / 2) / 2)
+    encoder = (9 * m.num_channels * m.width + m.width) + (9 * m.width * m.width + m.width) \
+        + (side * side * m.width * m.features + m.features)
+    head = (2 * m.features * m.hidden + m.hidden) + (m.hidden * m.num_classes + m.num_classes)
+    models = abstract_multi_view(config)
+    assert _count(models["cnn"]) == encoder + head
+    assert _count(models["design1"]) == 2 * encoder + head + 1  # φ, ψ, head and the coupling c
+
+
+def test_scan_gru_parameter_count():
+    config = parse_config(ScanConfig, CONFIGS / "equitune" / "scan.yaml")
+    e, h, vin, vout = config.model.embed_dim, config.model.hidden, 17, 11
+    gru = lambda i, hid: 3 * hid * (i + hid) + 4 * hid
+    expected = vin * e + 2 * gru(e, h) + vout * e + gru(e, 2 * h) + (4 * h * 2 * h + 2 * h) + (2 * h * vout + vout)
+    assert _count(abstract_scan(config)) == expected
+
+
+@pytest.mark.parametrize("cls,args,field", [
+    (MultiViewConfig, ["--groups", "[rot90, spin]"], "groups"),
+    (MultiViewConfig, ["--models", "[cnn, vit]"], "models"),
+    (MultiViewConfig, ["--model.width", "0"], "model.width"),
+    (ScanConfig, ["--model.type", "lstm"], "model.type"),
+    (ScanConfig, ["--groups.representatives", "{verb: walk, rl: right, ud: up}"], "groups.representatives.verb"),
+    (ScanConfig, ["--data.variant", "scan3"], "data.variant"),
+    (ScanConfig, ["--model.type", "transformer", "--model.num_heads", "5"], "model.num_heads"),
+])
+def test_bad_config_names_the_field(cls, args, field):
+    yaml = {MultiViewConfig: "multi_view.yaml", ScanConfig: "scan.yaml"}[cls]
+    with pytest.raises(Exception) as info:
+        parse_config(cls, CONFIGS / "equitune" / yaml, args)
+    messages, error = [], info.value
+    while error is not None:  # draccus wraps the config's ValueError in a ParsingError
+        messages.append(str(error))
+        error = error.__cause__ or error.__context__
+    assert any(field in m for m in messages), messages
+
+
+def test_config_classes_validate_directly():
+    with pytest.raises(ValueError, match="model.hidden"):
+        ViewModelConfig(hidden=0)
+    with pytest.raises(ValueError, match="model.dropout"):
+        Seq2SeqConfig(dropout=1.5)
