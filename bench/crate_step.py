@@ -11,14 +11,11 @@ cost no more. Prints one JSON object; ``ratio_crate_over_vit_throughput`` > 1 me
 
 import argparse
 import json
-import time
 
-import equinox as eqx
 import haliax as hax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from haliax import Axis
 from levanter.utils.jax_utils import parameter_count
 
@@ -26,28 +23,7 @@ from common_jax.data.images import ImageExample
 from common_jax.models import ViTConfig
 from common_jax.training.classification import classification_loss
 from crate_jax import CrateConfig
-
-
-def _time_steps(model, batch, steps: int) -> float:
-    """Seconds per jitted AdamW train step, after two warm-up (compiling) steps."""
-    optimizer = optax.adamw(1e-3)
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-    loss_fn = lambda m, b: classification_loss(m, b)[0]  # noqa: E731
-
-    @eqx.filter_jit(donate="all-except-first")
-    def step(batch, model, opt_state):
-        loss, grads = eqx.filter_value_and_grad(loss_fn)(model, batch)
-        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
-        return eqx.apply_updates(model, updates), opt_state, loss
-
-    for _ in range(2):
-        model, opt_state, loss = step(batch, model, opt_state)
-    jax.block_until_ready(loss)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model, opt_state, loss = step(batch, model, opt_state)
-    jax.block_until_ready(loss)
-    return (time.perf_counter() - start) / steps
+from train_step_timing import seconds_per_train_step
 
 
 def main():
@@ -70,8 +46,9 @@ def main():
         weight=hax.ones(Batch),
     )
     crate_model, vit_model = crate.build(key=jax.random.PRNGKey(0)), vit.build(key=jax.random.PRNGKey(0))
-    crate_seconds = _time_steps(crate_model, batch, args.steps)
-    vit_seconds = _time_steps(vit_model, batch, args.steps)
+    loss_fn = lambda m, b: classification_loss(m, b)[0]  # noqa: E731
+    crate_seconds = seconds_per_train_step(loss_fn, crate_model, batch, args.steps)
+    vit_seconds = seconds_per_train_step(loss_fn, vit_model, batch, args.steps)
 
     print(json.dumps({
         "benchmark": "crate_step",

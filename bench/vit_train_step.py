@@ -9,14 +9,11 @@ cost of the ViT's own layers. Prints one JSON object.
 
 import argparse
 import json
-import time
 
-import equinox as eqx
 import haliax as hax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from haliax import Axis
 from levanter.models.gpt2 import Gpt2Config
 from levanter.models.lm_model import LmExample
@@ -24,27 +21,7 @@ from levanter.models.lm_model import LmExample
 from common_jax.data.images import ImageExample
 from common_jax.models import ViTConfig
 from common_jax.training.classification import classification_loss
-
-
-def _time_steps(loss_fn, model, batch, steps: int) -> float:
-    """Seconds per jitted AdamW train step, after two warm-up (compiling) steps."""
-    optimizer = optax.adamw(1e-3)
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-
-    @eqx.filter_jit(donate="all-except-first")
-    def step(batch, model, opt_state):
-        loss, grads = eqx.filter_value_and_grad(loss_fn)(model, batch)
-        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
-        return eqx.apply_updates(model, updates), opt_state, loss
-
-    for _ in range(2):
-        model, opt_state, loss = step(batch, model, opt_state)
-    jax.block_until_ready(loss)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model, opt_state, loss = step(batch, model, opt_state)
-    jax.block_until_ready(loss)
-    return (time.perf_counter() - start) / steps
+from train_step_timing import seconds_per_train_step
 
 
 def main():
@@ -63,7 +40,7 @@ def main():
         weight=hax.ones(Batch),
     )
     vit_loss = lambda m, b: classification_loss(m, b)[0]  # noqa: E731
-    vit_seconds = _time_steps(vit_loss, vit.build(key=jax.random.PRNGKey(0)), images, args.steps)
+    vit_seconds = seconds_per_train_step(vit_loss, vit.build(key=jax.random.PRNGKey(0)), images, args.steps)
 
     gpt2 = Gpt2Config(max_seq_len=vit.Pos.size, hidden_dim=64, num_layers=4, num_heads=4, mlp_scale=2,
                       gradient_checkpointing=False)
@@ -71,7 +48,7 @@ def main():
     tokens = hax.named(jnp.asarray(rng.integers(0, 10, (args.batch, Pos.size)), jnp.int32), (Batch, Pos))
     example = hax.vmap(LmExample.causal, Batch)(tokens)
     gpt2_loss = lambda m, ex: m.compute_next_token_loss(ex, reduction=hax.mean).scalar()  # noqa: E731
-    gpt2_seconds = _time_steps(gpt2_loss, gpt2.build(Vocab, key=jax.random.PRNGKey(0)), example, args.steps)
+    gpt2_seconds = seconds_per_train_step(gpt2_loss, gpt2.build(Vocab, key=jax.random.PRNGKey(0)), example, args.steps)
 
     print(json.dumps({
         "benchmark": "vit_train_step",

@@ -1,0 +1,28 @@
+"""Timing of one jitted AdamW train step, shared by the benchmarks in this folder."""
+
+import time
+
+import equinox as eqx
+import jax
+import optax
+
+
+def seconds_per_train_step(loss_fn, model, batch, steps: int) -> float:
+    """Seconds per jitted AdamW step of ``loss_fn(model, batch) -> scalar``, after two warm-up (compiling) steps."""
+    optimizer = optax.adamw(1e-3)
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+
+    @eqx.filter_jit(donate="all-except-first")
+    def step(batch, model, opt_state):
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(model, batch)
+        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
+        return eqx.apply_updates(model, updates), opt_state, loss
+
+    for _ in range(2):
+        model, opt_state, loss = step(batch, model, opt_state)
+    jax.block_until_ready(loss)
+    start = time.perf_counter()
+    for _ in range(steps):
+        model, opt_state, loss = step(batch, model, opt_state)
+    jax.block_until_ready(loss)
+    return (time.perf_counter() - start) / steps
