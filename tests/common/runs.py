@@ -34,3 +34,24 @@ def assert_trees_equal(a, b):
     assert len(leaves_a) == len(leaves_b) > 0
     for x, y in zip(leaves_a, leaves_b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def numpy_tree(tree):
+    """Every array leaf copied to host numpy; other leaves unchanged."""
+    return jax.tree.map(lambda x: np.asarray(x) if eqx.is_array(x) else x, tree)
+
+
+def assert_single_device_step_matches(optimizer, loss_fn, model_before, batch, sharded_loss, sharded_after):
+    """Recompute one ``loss_fn``/``optimizer`` step on the first device from host copies of the model and batch
+    taken before a sharded levanter step, and compare loss and parameters with that step's to 1e-5."""
+    device = jax.devices()[0]
+    model, batch = jax.tree.map(lambda x: jax.device_put(x, device) if isinstance(x, np.ndarray) else x,
+                                (model_before, batch))
+    params = eqx.filter(model, eqx.is_inexact_array)
+    (loss, _), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, batch)
+    updates, _ = optimizer.update(grads, optimizer.init(params), params)
+    single_after = numpy_tree(eqx.apply_updates(model, updates))
+    np.testing.assert_allclose(sharded_loss, float(loss), rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(eqx.filter(sharded_after, eqx.is_array)),
+                    jax.tree.leaves(eqx.filter(single_after, eqx.is_array))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

@@ -4,10 +4,8 @@ sharded levanter train step equals the same step on a single device (spec crate.
 import dataclasses
 import functools
 
-import equinox as eqx
 import jax
 import levanter
-import numpy as np
 from levanter.optim import AdamConfig
 from levanter.trainer import Trainer
 from levanter.utils.mesh import MeshConfig
@@ -16,13 +14,9 @@ from common_jax.data.images import EpochShuffledDataset
 from common_jax.launch import parse_config
 from common_jax.training.classification import classification_loss
 from crate_jax.main.train import TrainClassifierConfig
-from tests.common.runs import run_overrides
+from tests.common.runs import assert_single_device_step_matches, numpy_tree, run_overrides
 
 from .test_configs import CONFIGS
-
-
-def _numpy_tree(tree):
-    return jax.tree.map(lambda x: np.asarray(x) if eqx.is_array(x) else x, tree)
 
 
 def test_sharded_step_matches_single_device(in_tmp):
@@ -46,20 +40,8 @@ def test_sharded_step_matches_single_device(in_tmp):
         assert D.array.addressable_shards[0].data.shape == (1, 64 // 4, 64)
 
         batch = next(iter(trainer.data_loader(EpochShuffledDataset(splits.train, 0))))
-        model_before, batch_host = _numpy_tree(state.model), _numpy_tree(batch)
+        model_before, batch_host = numpy_tree(state.model), numpy_tree(batch)
         info = trainer.train_step(state, batch)
-        sharded_loss, sharded_after = info.loss, _numpy_tree(info.state.model)
+        sharded_loss, sharded_after = info.loss, numpy_tree(info.state.model)
 
-    device = jax.devices()[0]
-    model, batch = jax.tree.map(
-        lambda x: jax.device_put(x, device) if isinstance(x, np.ndarray) else x, (model_before, batch_host)
-    )
-    params = eqx.filter(model, eqx.is_inexact_array)
-    (loss, _), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, batch)
-    updates, _ = optimizer.update(grads, optimizer.init(params), params)
-    single_after = eqx.apply_updates(model, updates)
-
-    np.testing.assert_allclose(sharded_loss, float(loss), rtol=1e-5)
-    for a, b in zip(jax.tree.leaves(eqx.filter(sharded_after, eqx.is_array)),
-                    jax.tree.leaves(eqx.filter(_numpy_tree(single_after), eqx.is_array))):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert_single_device_step_matches(optimizer, loss_fn, model_before, batch_host, sharded_loss, sharded_after)
