@@ -13,6 +13,7 @@ import numpy as np
 from . import transport
 from .config import FusionConfig
 from .cost import euclidean_cost, neuron_features, normalize_acts, normalize_rows
+from .joins import join
 
 
 @dataclass(frozen=True)
@@ -105,3 +106,49 @@ def align_qk(aligner: Aligner, pa, pb, taps_a, taps_b, attn: str, tap_prefix: st
     split = w_b[0].shape[0]
     out[f"{names[0]}.weight"], out[f"{names[1]}.weight"] = weight[:split], weight[split:]
     out[f"{names[0]}.bias"], out[f"{names[1]}.bias"] = bias[:split], bias[split:]
+
+
+class TensorMover:
+    """One ``align`` call's bookkeeping: model A's tensors ``pa`` moved into the anchor's basis are written to
+    ``out`` edge by edge, with each edge's cost built from the taps (``cost: acts``) or the weights (``wts``)."""
+
+    def __init__(self, aligner: Aligner, pa: dict, pb: dict, taps_a: dict | None, taps_b: dict | None):
+        cfg = aligner.config
+        self.aligner, self.pa, self.pb, self.taps_a, self.taps_b = aligner, pa, pb, taps_a, taps_b
+        self.acts = cfg.cost == "acts"
+        self.weighted = cfg.resid_policy in ("weighted_scalar", "weighted_matrix")
+        if self.weighted and taps_b is None:
+            raise ValueError(f"fusion.resid_policy {cfg.resid_policy!r} needs activations of the anchor (pass data)")
+        self.out: dict[str, np.ndarray] = {}
+
+    def features(self, tap: str, name: str, tokens=None):
+        """The cost inputs of linear layer ``name``: its taps ``tap`` (acts) or its incoming-aligned weight rows
+        against the anchor's (wts)."""
+        aligner = self.aligner
+        if self.acts:
+            return lambda _: (aligner.act_features(self.taps_a[tap], tokens),
+                              aligner.act_features(self.taps_b[tap], tokens))
+        return lambda w_hat: (aligner.weight_features(w_hat), aligner.weight_features(self.pb[f"{name}.weight"]))
+
+    def table(self, x: np.ndarray) -> np.ndarray:
+        """Cost features of an embedding table's ``[embed, rows]`` columns."""
+        return x if self.acts else self.aligner.weight_features(x)
+
+    def magnitude(self, tap: str):
+        """The anchor's mean |activation| per unit of ``tap`` for the weighted residual policies, else None."""
+        return mean_abs(self.taps_b[tap]) if self.weighted else None
+
+    def join(self, skip: np.ndarray, branch: np.ndarray, skip_tap: str, branch_tap: str) -> np.ndarray:
+        return join(self.aligner.config.resid_policy, skip, branch, self.magnitude(skip_tap),
+                    self.magnitude(branch_tap))
+
+    def linear(self, name: str, plan_in, tap: str, tokens=None) -> np.ndarray:
+        """Align ``{name}.weight/bias`` (§2); returns the layer's outgoing coupling."""
+        w, b, plan = self.aligner.linear(self.pa[f"{name}.weight"], self.pa[f"{name}.bias"], plan_in,
+                                         self.features(tap, name, tokens))
+        self.out[f"{name}.weight"], self.out[f"{name}.bias"] = w, b
+        return plan
+
+    def layer_norm(self, name: str, plan) -> None:
+        for p in ("weight", "bias"):
+            self.out[f"{name}.{p}"] = self.aligner.rows(self.pa[f"{name}.{p}"], plan)

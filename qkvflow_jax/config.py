@@ -64,6 +64,28 @@ class _TransformerShape:
 
 
 @dataclass(frozen=True)
+class _GptBlockShape(_TransformerShape):
+    """The GPT-style parallel block (fused qkv, GELU MLP of ``mlp_scale`` x width, learned positions) shared by
+    DiffEqFormer and the plain parallel transformer."""
+
+    mlp_scale: int = 4
+    use_bias: bool = True
+    embed_pdrop: float = 0.1
+    resid_pdrop: float = 0.1
+    attn_pdrop: float = 0.0
+    token_init_std: float = 0.02
+    position_init_std: float = 0.01
+
+    def _check_gpt_block(self):
+        self._check_shape()
+        _check_positive("model", mlp_scale=self.mlp_scale)
+        _check_prob("model", embed_pdrop=self.embed_pdrop, resid_pdrop=self.resid_pdrop, attn_pdrop=self.attn_pdrop)
+
+    Qkv = property(lambda self: Axis("qkv", 3))
+    Mlp = property(lambda self: Axis("mlp", self.hidden_dim * self.mlp_scale))
+
+
+@dataclass(frozen=True)
 class _TimeConfig:
     """The hypernetwork and the integration of the continuous models (spec §1.2-1.5, §6 F2, §7)."""
 
@@ -96,30 +118,17 @@ class _TimeConfig:
 
 @LmConfig.register_subclass("diffeqformer")
 @dataclass(frozen=True)
-class DiffEqFormerConfig(_TimeConfig, _TransformerShape, LmConfig):
+class DiffEqFormerConfig(_TimeConfig, _GptBlockShape, LmConfig):
     """DiffEqFormer, GPT variant (spec §1): parallel block, tied embeddings, Euler over L = num_layers steps.
 
     Dropout: ``embed_pdrop`` after the embeddings, ``resid_pdrop`` on each branch, ``attn_pdrop`` on the
     attention probabilities (the reference configured 0.1 but never applied it, F6; paper YAMLs set 0).
     """
 
-    mlp_scale: int = 4
-    use_bias: bool = True
-    embed_pdrop: float = 0.1
-    resid_pdrop: float = 0.1
-    attn_pdrop: float = 0.0
-    token_init_std: float = 0.02
-    position_init_std: float = 0.01
-
     def __post_init__(self):
-        self._check_shape()
-        _check_positive("model", mlp_scale=self.mlp_scale)
-        _check_prob("model", embed_pdrop=self.embed_pdrop, resid_pdrop=self.resid_pdrop, attn_pdrop=self.attn_pdrop)
+        self._check_gpt_block()
         self._check_time({"embed_pdrop": self.embed_pdrop, "resid_pdrop": self.resid_pdrop,
                           "attn_pdrop": self.attn_pdrop})
-
-    Qkv = property(lambda self: Axis("qkv", 3))
-    Mlp = property(lambda self: Axis("mlp", self.hidden_dim * self.mlp_scale))
 
     @property
     def model_type(self):
@@ -167,28 +176,15 @@ class DiffEqFormerLlamaConfig(_TimeConfig, _TransformerShape, LmConfig):
 
 @LmConfig.register_subclass("parallel_transformer")
 @dataclass(frozen=True)
-class ParallelTransformerConfig(_TransformerShape, LmConfig):
+class ParallelTransformerConfig(_GptBlockShape, LmConfig):
     """A plain L-layer parallel transformer with residual 1/L (spec §2): x <- x + (1/L)(Attn_i + MLP_i).
 
     Untied per-layer weights stacked on ``layers``; what ``discretise`` exports and full/LoRA fine-tuning train.
     Trained from scratch it is the reproduction's "untied parallel" arm (N(0, 0.02^2) weights, zero biases).
     """
 
-    mlp_scale: int = 4
-    use_bias: bool = True
-    embed_pdrop: float = 0.1
-    resid_pdrop: float = 0.1
-    attn_pdrop: float = 0.0
-    token_init_std: float = 0.02
-    position_init_std: float = 0.01
-
     def __post_init__(self):
-        self._check_shape()
-        _check_positive("model", mlp_scale=self.mlp_scale)
-        _check_prob("model", embed_pdrop=self.embed_pdrop, resid_pdrop=self.resid_pdrop, attn_pdrop=self.attn_pdrop)
-
-    Qkv = property(lambda self: Axis("qkv", 3))
-    Mlp = property(lambda self: Axis("mlp", self.hidden_dim * self.mlp_scale))
+        self._check_gpt_block()
 
     @property
     def model_type(self):

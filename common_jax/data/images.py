@@ -12,6 +12,7 @@ from typing import Any, Protocol, Sequence
 import equinox as eqx
 import haliax as hax
 import numpy as np
+from PIL import Image
 from haliax import Axis, NamedArray
 from levanter.data import AsyncDataset
 
@@ -136,8 +137,17 @@ def load_mnist10k() -> tuple[np.ndarray, np.ndarray]:
 
 
 class _HfImages:
-    def __init__(self, dataset, image_key: str, label_key: str, mode: str | None, size: int | None):
-        self.dataset, self.image_key, self.label_key, self.mode, self.size = dataset, image_key, label_key, mode, size
+    """Rows of an HF image dataset as uint8 ``[H, W, C]`` arrays.
+
+    ``size`` alone resizes to a ``size x size`` square; with ``crop_from`` the shorter side is first resized to
+    ``crop_from`` (aspect kept) and the centre ``size x size`` is cut out, torchvision's
+    ``Resize(crop_from) + CenterCrop(size)`` evaluation transform.
+    """
+
+    def __init__(self, dataset, image_key: str, label_key: str, mode: str | None, size: int | None,
+                 crop_from: int | None = None):
+        self.dataset, self.image_key, self.label_key, self.mode = dataset, image_key, label_key, mode
+        self.size, self.crop_from = size, crop_from
 
     def __len__(self):
         return len(self.dataset)
@@ -148,10 +158,25 @@ class _HfImages:
         if hasattr(image, "convert"):  # PIL image
             if self.mode is not None:
                 image = image.convert(self.mode)
-            if self.size is not None and image.size != (self.size, self.size):
-                image = image.resize((self.size, self.size))
+            if self.crop_from is not None:
+                image = resize_center_crop(image, self.crop_from, self.size)
+            elif self.size is not None and image.size != (self.size, self.size):
+                image = image.resize((self.size, self.size), Image.BILINEAR)
         image = np.asarray(image, np.uint8)
         return (image[..., None] if image.ndim == 2 else image), int(row[self.label_key])
+
+
+def resize_center_crop(image: "Image.Image", shorter_side: int, size: int) -> "Image.Image":
+    """Resize so the shorter side is ``shorter_side`` (bilinear, aspect kept), then cut the centre ``size x size``
+    (torchvision's ``Resize(shorter_side)`` then ``CenterCrop(size)``, including its rounding)."""
+    width, height = image.size
+    if width <= height:
+        new_w, new_h = shorter_side, int(shorter_side * height / width)
+    else:
+        new_w, new_h = int(shorter_side * width / height), shorter_side
+    image = image.resize((new_w, new_h), Image.BILINEAR)
+    left, top = int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
+    return image.crop((left, top, left + size, top + size))
 
 
 class _TfdsImages:
@@ -185,6 +210,7 @@ class ImageDataConfig:
     label_key: str = "label"
     image_mode: str | None = None  # PIL mode to convert HF images to, e.g. "RGB" or "L"
     image_size: int | None = None  # resize HF images to a square of this side
+    test_resize: int | None = None  # test split only: shorter side to this, then centre-crop image_size (e.g. 256)
     data_dir: str | None = None  # tfds data_dir / HF cache_dir
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
@@ -194,6 +220,9 @@ class ImageDataConfig:
             raise ValueError(f"data.source must be one of {IMAGE_SOURCES}, got {self.source!r}")
         if self.source != "mnist10k" and not self.name:
             raise ValueError(f"data.name is required when data.source is {self.source!r}")
+        if self.test_resize is not None and (self.image_size is None or self.test_resize < self.image_size):
+            raise ValueError(f"data.test_resize ({self.test_resize}) needs data.image_size <= it, got "
+                             f"{self.image_size}")
         if len(self.mean) != len(self.std) or min(self.std) <= 0:
             raise ValueError(f"data.mean and data.std must have equal length and std > 0, got {self.mean}, {self.std}")
 
@@ -205,11 +234,11 @@ class ImageDataConfig:
         elif self.source == "hf":
             import datasets
 
-            def split(name):
+            def split(name, crop_from=None):
                 ds = datasets.load_dataset(self.name, self.subset, split=name, cache_dir=self.data_dir)
-                return _HfImages(ds, self.image_key, self.label_key, self.image_mode, self.image_size)
+                return _HfImages(ds, self.image_key, self.label_key, self.image_mode, self.image_size, crop_from)
 
-            train, test = split(self.train_split), split(self.test_split)
+            train, test = split(self.train_split), split(self.test_split, self.test_resize)
             num_classes = train.dataset.features[self.label_key].num_classes
         else:
             import tensorflow_datasets as tfds

@@ -19,7 +19,7 @@ from .classifier_config import ImageClassifierConfig
 from .mlp import Mlp
 from .patch_embedding import PatchEmbedding
 
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "mean_patches")
 
 
 @ImageClassifierConfig.register_subclass("vit")
@@ -131,8 +131,16 @@ class ViT(eqx.Module):
         k_embed, k_blocks = maybe_rng_split(key, 2)
         x = self.embed(images, key=k_embed)
         keys = maybe_rng_split(k_blocks, self.config.num_layers) if k_blocks is not None else None
-        x = self.blocks.fold(x, key=keys)
-        pooled = x["position", 0] if self.config.pool == "cls" else hax.mean(x, "position")
+        return self.pool(self.blocks.fold(x, key=keys))
+
+    def pool(self, x: NamedArray) -> NamedArray:
+        """``[..., position, embed]`` -> ``[..., embed]``: the configured pooling, then the final LayerNorm."""
+        if self.config.pool == "cls":
+            pooled = x["position", 0]
+        elif self.config.pool == "mean":
+            pooled = hax.mean(x, "position")
+        else:  # timm's global average pool over the patch tokens, cls excluded (crate.md §2.2)
+            pooled = hax.mean(x["position", 1:], "position")
         return self.ln_final(pooled)
 
     def __call__(self, images: NamedArray, *, key=None) -> NamedArray:

@@ -20,13 +20,9 @@ from haliax import NamedArray
 
 from common_jax.models.bert import BertMlm
 
-from ..align import Aligner, align_qk, mean_abs
-from ..joins import join
+from ..align import Aligner, TensorMover, align_qk
 from ..params import TensorSpec
-from .vit import _tokens_by_units
-
-E, HEADS, HS, MLP = "embed", "heads", "head_size", "mlp"
-QKV = ("q_proj", "k_proj", "v_proj")
+from .encoder_block import QKV, E, block_tensor_specs, check_equal_config, tokens_by_units
 
 
 def tensor_specs(model: BertMlm) -> dict[str, TensorSpec]:
@@ -45,29 +41,12 @@ def tensor_specs(model: BertMlm) -> dict[str, TensorSpec]:
         "transform_ln.bias": TensorSpec(lambda m: m.transform_ln.bias, (E,)),
         "decoder_bias": TensorSpec(lambda m: m.decoder_bias, ("vocab",)),
     }
-    for ln in ("ln1", "ln2"):
-        for p in ("weight", "bias"):
-            specs[f"layers.{ln}.{p}"] = TensorSpec(lambda m, ln=ln, p=p: getattr(getattr(layers(m), ln), p), (E,),
-                                                   stacked=True)
-    for proj in QKV:
-        get = lambda m, proj=proj: getattr(layers(m).attn, proj)  # noqa: E731
-        specs[f"layers.attn.{proj}.weight"] = TensorSpec(lambda m, g=get: g(m).weight, (HEADS, HS), (E,), stacked=True)
-        specs[f"layers.attn.{proj}.bias"] = TensorSpec(lambda m, g=get: g(m).bias, (HEADS, HS), stacked=True)
-    specs["layers.attn.o_proj.weight"] = TensorSpec(lambda m: layers(m).attn.o_proj.weight, (E,), (HEADS, HS),
-                                                    stacked=True)
-    specs["layers.attn.o_proj.bias"] = TensorSpec(lambda m: layers(m).attn.o_proj.bias, (E,), stacked=True)
-    specs["layers.mlp.fc1.weight"] = TensorSpec(lambda m: layers(m).mlp.fc1.weight, (MLP,), (E,), stacked=True)
-    specs["layers.mlp.fc1.bias"] = TensorSpec(lambda m: layers(m).mlp.fc1.bias, (MLP,), stacked=True)
-    specs["layers.mlp.fc2.weight"] = TensorSpec(lambda m: layers(m).mlp.fc2.weight, (E,), (MLP,), stacked=True)
-    specs["layers.mlp.fc2.bias"] = TensorSpec(lambda m: layers(m).mlp.fc2.bias, (E,), stacked=True)
+    specs.update(block_tensor_specs("layers", layers))
     return specs
 
 
 def check_compatible(model: BertMlm, anchor: BertMlm, index: int) -> None:
-    for name in ("num_layers", "vocab_size", "max_position", "type_vocab_size"):
-        if getattr(model.config, name) != getattr(anchor.config, name):
-            raise ValueError(f"model {index}: model.{name} is {getattr(model.config, name)!r} but the anchor's is "
-                             f"{getattr(anchor.config, name)!r}; fusion needs them equal")
+    check_equal_config(model, anchor, index, ("num_layers", "vocab_size", "max_position", "type_vocab_size"))
 
 
 def is_block_tensor(name: str) -> bool:
@@ -95,7 +74,7 @@ def forward_with_taps(model: BertMlm, input_ids: NamedArray) -> tuple[NamedArray
         taps.update({f"{layer}.fc1": f1, f"{layer}.fc2": f2})
         x = block.ln2(x + f2)
     taps["transform"] = model.transform(x).rename({"embed_out": E})
-    return model.head(x), {name: _tokens_by_units(t) for name, t in taps.items()}
+    return model.head(x), {name: tokens_by_units(t) for name, t in taps.items()}
 
 
 def collect_taps(model: BertMlm, input_ids: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
@@ -113,51 +92,32 @@ def align(aligner: Aligner, model_a: BertMlm, model_b: BertMlm, pa: dict, pb: di
           taps_b: dict | None) -> dict[str, np.ndarray]:
     """Model A's tensors in the anchor B's basis and shapes, following the graph above."""
     cfg = aligner.config
-    acts = cfg.cost == "acts"
-    weighted = cfg.resid_policy in ("weighted_scalar", "weighted_matrix")
-    out: dict[str, np.ndarray] = {}
-    table = (lambda x: x) if acts else aligner.weight_features
-
-    def features(tap: str, weight_b: np.ndarray):
-        if acts:
-            return lambda _: (aligner.act_features(taps_a[tap]), aligner.act_features(taps_b[tap]))
-        return lambda w_hat: (aligner.weight_features(w_hat), aligner.weight_features(weight_b))
-
-    def magnitude(tap: str):
-        return mean_abs(taps_b[tap]) if weighted else None
-
-    def linear(name: str, plan_in, feats):
-        w, b, plan = aligner.linear(pa[f"{name}.weight"], pa[f"{name}.bias"], plan_in, feats)
-        out[f"{name}.weight"], out[f"{name}.bias"] = w, b
-        return plan
-
-    def layer_norm(name: str, plan):
-        for p in ("weight", "bias"):
-            out[f"{name}.{p}"] = aligner.rows(pa[f"{name}.{p}"], plan)
+    move = TensorMover(aligner, pa, pb, taps_a, taps_b)
+    out = move.out
 
     plans = []
     for t in ("word", "position", "token_type"):
         name = f"embeddings.{t}"
-        plan_t = aligner.couple(table(pa[name]), table(pb[name]))
+        plan_t = aligner.couple(move.table(pa[name]), move.table(pb[name]))
         out[name] = aligner.rows(pa[name], plan_t)
         plans.append(plan_t)
     plan = sum(plans) / len(plans)
-    layer_norm("embeddings.ln", plan)
+    move.layer_norm("embeddings.ln", plan)
 
     for layer in range(model_b.config.num_layers):
         n = lambda group: f"layers.{layer}.{group}"  # noqa: E731
         align_qk(aligner, pa, pb, taps_a, taps_b, f"layers.{layer}.attn", f"{layer}.", plan, None, out)
-        plan_v = linear(n("attn.v_proj"), plan, features(f"{layer}.v", pb[n("attn.v_proj.weight")]))
-        plan_o = linear(n("attn.o_proj"), plan_v, features(f"{layer}.o", pb[n("attn.o_proj.weight")]))
-        plan = join(cfg.resid_policy, plan, plan_o, magnitude(f"{layer}.resid_in"), magnitude(f"{layer}.o"))
-        layer_norm(n("ln1"), plan)
-        plan_f1 = linear(n("mlp.fc1"), plan, features(f"{layer}.fc1", pb[n("mlp.fc1.weight")]))
-        plan_f2 = linear(n("mlp.fc2"), plan_f1, features(f"{layer}.fc2", pb[n("mlp.fc2.weight")]))
+        plan_v = move.linear(n("attn.v_proj"), plan, f"{layer}.v")
+        plan_o = move.linear(n("attn.o_proj"), plan_v, f"{layer}.o")
+        plan = move.join(plan, plan_o, f"{layer}.resid_in", f"{layer}.o")
+        move.layer_norm(n("ln1"), plan)
+        plan_f1 = move.linear(n("mlp.fc1"), plan, f"{layer}.fc1")
+        plan_f2 = move.linear(n("mlp.fc2"), plan_f1, f"{layer}.fc2")
         ln2_plan = plan_f2
-        plan = join(cfg.resid_policy, plan, plan_f2, magnitude(f"{layer}.resid_mid"), magnitude(f"{layer}.fc2"))
-        layer_norm(n("ln2"), ln2_plan if cfg.bert_ln_reference_order else plan)
+        plan = move.join(plan, plan_f2, f"{layer}.resid_mid", f"{layer}.fc2")
+        move.layer_norm(n("ln2"), ln2_plan if cfg.bert_ln_reference_order else plan)
 
-    plan_tr = linear("transform", plan, features("transform", pb["transform.weight"]))
-    layer_norm("transform_ln", plan_tr)
+    plan_tr = move.linear("transform", plan, "transform")
+    move.layer_norm("transform_ln", plan_tr)
     out["decoder_bias"] = pa["decoder_bias"]
     return out

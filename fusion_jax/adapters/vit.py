@@ -17,13 +17,11 @@ from haliax import NamedArray
 
 from common_jax.models import ViT
 
-from ..align import Aligner, align_qk, mean_abs
+from ..align import Aligner, TensorMover, align_qk
 from ..cost import token_filter
 from ..joins import join
 from ..params import TensorSpec
-
-E, HEADS, HS, MLP = "embed", "heads", "head_size", "mlp"
-QKV = ("q_proj", "k_proj", "v_proj")
+from .encoder_block import QKV, E, block_tensor_specs, check_equal_config, tokens_by_units
 
 
 def tensor_specs(model: ViT) -> dict[str, TensorSpec]:
@@ -39,30 +37,14 @@ def tensor_specs(model: ViT) -> dict[str, TensorSpec]:
         "head.weight": TensorSpec(lambda m: m.head.weight, ("classes",), (E,)),
         "head.bias": TensorSpec(lambda m: m.head.bias, ("classes",)),
     }
-    for ln in ("ln1", "ln2"):
-        for p in ("weight", "bias"):
-            specs[f"blocks.{ln}.{p}"] = TensorSpec(lambda m, ln=ln, p=p: getattr(getattr(blocks(m), ln), p), (E,),
-                                                   stacked=True)
-    for proj in QKV:
-        get = lambda m, proj=proj: getattr(blocks(m).attn, proj)  # noqa: E731
-        specs[f"blocks.attn.{proj}.weight"] = TensorSpec(lambda m, g=get: g(m).weight, (HEADS, HS), (E,), stacked=True)
-        specs[f"blocks.attn.{proj}.bias"] = TensorSpec(lambda m, g=get: g(m).bias, (HEADS, HS), stacked=True)
-    specs["blocks.attn.o_proj.weight"] = TensorSpec(lambda m: blocks(m).attn.o_proj.weight, (E,), (HEADS, HS),
-                                                    stacked=True)
-    specs["blocks.attn.o_proj.bias"] = TensorSpec(lambda m: blocks(m).attn.o_proj.bias, (E,), stacked=True)
-    specs["blocks.mlp.fc1.weight"] = TensorSpec(lambda m: blocks(m).mlp.fc1.weight, (MLP,), (E,), stacked=True)
-    specs["blocks.mlp.fc1.bias"] = TensorSpec(lambda m: blocks(m).mlp.fc1.bias, (MLP,), stacked=True)
-    specs["blocks.mlp.fc2.weight"] = TensorSpec(lambda m: blocks(m).mlp.fc2.weight, (E,), (MLP,), stacked=True)
-    specs["blocks.mlp.fc2.bias"] = TensorSpec(lambda m: blocks(m).mlp.fc2.bias, (E,), stacked=True)
+    specs.update(block_tensor_specs("blocks", blocks))
     return specs
 
 
 def check_compatible(model: ViT, anchor: ViT, index: int) -> None:
     """Fusion keeps the anchor's config; depth, patching, pooling and classes must agree (widths may not)."""
-    for name in ("num_layers", "patch_size", "image_size", "num_channels", "num_classes", "pool"):
-        if getattr(model.config, name) != getattr(anchor.config, name):
-            raise ValueError(f"model {index}: model.{name} is {getattr(model.config, name)!r} but the anchor's is "
-                             f"{getattr(anchor.config, name)!r}; fusion needs them equal")
+    check_equal_config(model, anchor, index, ("num_layers", "patch_size", "image_size", "num_channels",
+                                               "num_classes", "pool"))
 
 
 @eqx.filter_jit
@@ -89,17 +71,9 @@ def forward_with_taps(model: ViT, images: NamedArray) -> tuple[NamedArray, dict[
         f2 = block.mlp.fc2(block.mlp.activation(f1))
         x = x + f2
         taps.update({f"{layer}.fc1": f1, f"{layer}.fc2": f2})
-    pooled = x["position", 0] if model.config.pool == "cls" else hax.mean(x, "position")
-    logits = model.head(model.ln_final(pooled))
-    flat = {name: _tokens_by_units(t) for name, t in taps.items()}
+    logits = model.head(model.pool(x))
+    flat = {name: tokens_by_units(t) for name, t in taps.items()}
     return logits, flat
-
-
-def _tokens_by_units(t: NamedArray) -> jnp.ndarray:
-    units = [a.name for a in t.axes if a.name in (E, HEADS, HS, MLP)]
-    lead = [a.name for a in t.axes if a.name not in units and a.name != "position"]
-    arranged = t.rearrange((*lead, "position", *units)).array
-    return arranged.reshape(*arranged.shape[: len(lead) + 1], -1)
 
 
 def collect_taps(model: ViT, images: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
@@ -122,66 +96,43 @@ def align(aligner: Aligner, model_a: ViT, model_b: ViT, pa: dict, pb: dict, taps
           taps_b: dict | None) -> dict[str, np.ndarray]:
     """Model A's tensors moved into the anchor B's basis and shapes (``pb``'s keys), following the graph above."""
     cfg = aligner.config
-    acts = cfg.cost == "acts"
     n_layers = model_b.config.num_layers
     grid = model_b.config.image_size // model_b.config.patch_size
     window = token_filter(cfg.acts.seq_filter, grid)
     cls_only = np.array([0]) if cfg.acts.last_block_cls_only and model_b.config.pool == "cls" else window
-    weighted = cfg.resid_policy in ("weighted_scalar", "weighted_matrix")
-    if weighted and taps_b is None:
-        raise ValueError(f"fusion.resid_policy {cfg.resid_policy!r} needs activations of the anchor (pass data)")
-    out: dict[str, np.ndarray] = {}
-
-    def features(tap: str, weight_b: np.ndarray, tokens=None):
-        """Cost inputs of one layer: its taps (acts) or its incoming-aligned weight rows (wts)."""
-        if acts:
-            return lambda _: (aligner.act_features(taps_a[tap], tokens), aligner.act_features(taps_b[tap], tokens))
-        return lambda w_hat: (aligner.weight_features(w_hat), aligner.weight_features(weight_b))
-
-    def magnitude(tap: str):
-        return mean_abs(taps_b[tap]) if weighted else None
-
-    def linear(name: str, plan_in, feats):
-        w, b, plan = aligner.linear(pa[f"{name}.weight"], pa[f"{name}.bias"], plan_in, feats)
-        out[f"{name}.weight"], out[f"{name}.bias"] = w, b
-        return plan
+    move = TensorMover(aligner, pa, pb, taps_a, taps_b)
+    out = move.out
 
     # embeddings (§8)
-    plan_patch = linear("patch_embed.proj", None, features("patch", pb["patch_embed.proj.weight"]))
+    plan_patch = move.linear("patch_embed.proj", None, "patch")
     pos_a, pos_b = pa["pos_embed"], pb["pos_embed"]
     if pos_a.shape[1] != pos_b.shape[1]:
         raise ValueError(f"tensor pos_embed has {pos_a.shape[1]} positions but the anchor's has {pos_b.shape[1]}")
-    table = (lambda x: x) if acts else aligner.weight_features
-    plan_pos = aligner.couple(table(pos_a), table(pos_b))
+    plan_pos = aligner.couple(move.table(pos_a), move.table(pos_b))
     out["pos_embed"] = aligner.rows(pos_a, plan_pos)
-    pos_magnitude = np.abs(pos_b).mean(axis=1) if weighted else None
-    plan = join(cfg.resid_policy, plan_patch, plan_pos, magnitude("patch"), pos_magnitude)
+    pos_magnitude = np.abs(pos_b).mean(axis=1) if move.weighted else None
+    plan = join(cfg.resid_policy, plan_patch, plan_pos, move.magnitude("patch"), pos_magnitude)
     if cfg.cls_map == "own":
         cls_a, cls_b = pa["cls_token"][:, None], pb["cls_token"][:, None]
-        plan_cls = aligner.couple(table(cls_a), table(cls_b))
+        plan_cls = aligner.couple(move.table(cls_a), move.table(cls_b))
     else:
         plan_cls = plan
     out["cls_token"] = aligner.rows(pa["cls_token"], plan_cls)
 
     for layer in range(n_layers):
         name = lambda group: f"blocks.{layer}.{group}"  # noqa: E731
-        last = layer == n_layers - 1
-        for p in ("weight", "bias"):
-            out[name(f"ln1.{p}")] = aligner.rows(pa[name(f"ln1.{p}")], plan)
+        tokens = cls_only if layer == n_layers - 1 else window
+        move.layer_norm(name("ln1"), plan)
         align_qk(aligner, pa, pb, taps_a, taps_b, f"blocks.{layer}.attn", f"{layer}.", plan, window, out)
-        plan_v = linear(name("attn.v_proj"), plan, features(f"{layer}.v", pb[name("attn.v_proj.weight")], window))
-        plan_o = linear(name("attn.o_proj"), plan_v,
-                        features(f"{layer}.o", pb[name("attn.o_proj.weight")], cls_only if last else window))
-        plan = join(cfg.resid_policy, plan, plan_o, magnitude(f"{layer}.resid_in"), magnitude(f"{layer}.o"))
-        for p in ("weight", "bias"):
-            out[name(f"ln2.{p}")] = aligner.rows(pa[name(f"ln2.{p}")], plan)
-        tokens = cls_only if last else window
-        plan_f1 = linear(name("mlp.fc1"), plan, features(f"{layer}.fc1", pb[name("mlp.fc1.weight")], tokens))
-        plan_f2 = linear(name("mlp.fc2"), plan_f1, features(f"{layer}.fc2", pb[name("mlp.fc2.weight")], tokens))
-        plan = join(cfg.resid_policy, plan, plan_f2, magnitude(f"{layer}.resid_mid"), magnitude(f"{layer}.fc2"))
+        plan_v = move.linear(name("attn.v_proj"), plan, f"{layer}.v", window)
+        plan_o = move.linear(name("attn.o_proj"), plan_v, f"{layer}.o", tokens)
+        plan = move.join(plan, plan_o, f"{layer}.resid_in", f"{layer}.o")
+        move.layer_norm(name("ln2"), plan)
+        plan_f1 = move.linear(name("mlp.fc1"), plan, f"{layer}.fc1", tokens)
+        plan_f2 = move.linear(name("mlp.fc2"), plan_f1, f"{layer}.fc2", tokens)
+        plan = move.join(plan, plan_f2, f"{layer}.resid_mid", f"{layer}.fc2")
 
-    for p in ("weight", "bias"):
-        out[f"ln_final.{p}"] = aligner.rows(pa[f"ln_final.{p}"], plan)
+    move.layer_norm("ln_final", plan)
     out["head.weight"] = aligner.cols(pa["head.weight"], plan)  # output layer: incoming alignment only (§2)
     out["head.bias"] = pa["head.bias"]
     return out

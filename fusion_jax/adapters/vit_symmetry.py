@@ -13,12 +13,8 @@ import numpy as np
 from common_jax.models import ViT
 
 from ..params import read_params, write_params
+from .block_permutation import permute_blocks
 from .vit import tensor_specs
-
-
-def _head_index(heads: np.ndarray, within: np.ndarray) -> np.ndarray:
-    """Flattened ``(heads, head_size)`` index of unit ``(i, s)`` taken from ``(heads[i], within[s])``."""
-    return (heads[:, None] * len(within) + within[None, :]).ravel()
 
 
 def permute_vit(model: ViT, seed: int) -> ViT:
@@ -31,22 +27,7 @@ def permute_vit(model: ViT, seed: int) -> ViT:
                  "ln_final.bias"):
         p[name] = p[name][resid]
     p["head.weight"] = p["head.weight"][:, resid]
-    head_size = cfg.hidden_dim // cfg.num_heads
-    for layer in range(cfg.num_layers):
-        n = lambda group: f"blocks.{layer}.{group}"  # noqa: E731
-        heads = rng.permutation(cfg.num_heads)
-        qk = _head_index(heads, rng.permutation(head_size))
-        v = _head_index(heads, rng.permutation(head_size))
-        mlp = rng.permutation(cfg.mlp_dim)
-        for group in ("ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias", "attn.o_proj.bias", "mlp.fc2.bias"):
-            p[n(group)] = p[n(group)][resid]
-        for proj, units in (("q_proj", qk), ("k_proj", qk), ("v_proj", v)):
-            p[n(f"attn.{proj}.weight")] = p[n(f"attn.{proj}.weight")][units][:, resid]
-            p[n(f"attn.{proj}.bias")] = p[n(f"attn.{proj}.bias")][units]
-        p[n("attn.o_proj.weight")] = p[n("attn.o_proj.weight")][resid][:, v]
-        p[n("mlp.fc1.weight")] = p[n("mlp.fc1.weight")][mlp][:, resid]
-        p[n("mlp.fc1.bias")] = p[n("mlp.fc1.bias")][mlp]
-        p[n("mlp.fc2.weight")] = p[n("mlp.fc2.weight")][resid][:, mlp]
+    permute_blocks(p, "blocks", cfg, resid, rng)
     return write_params(model, tensor_specs(model), p)
 
 

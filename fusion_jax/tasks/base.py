@@ -1,9 +1,15 @@
 """The registry of fusion tasks (``task: {type: image | mlm, ...}`` in a fusion YAML)."""
 
 import abc
+import dataclasses
 
 import draccus
 import equinox as eqx
+import jax
+from levanter.trainer import Trainer
+
+from common_jax.data.images import EpochShuffledDataset
+from common_jax.training.run_setup import metrics_jsonl, run_dir
 
 
 class LoadedTask(abc.ABC):
@@ -27,8 +33,28 @@ class LoadedTask(abc.ABC):
     def evaluate_ensemble(self, models: list) -> dict[str, float]: ...
 
     @abc.abstractmethod
+    def loss(self, model, batch, *, key=None):
+        """The training loss levanter's Trainer minimises when fine-tuning."""
+
+    @abc.abstractmethod
+    def train_set(self):
+        """The training split as a levanter ``AsyncDataset``."""
+
+    @abc.abstractmethod
+    def evaluate_trained(self, trainer: Trainer, model) -> dict[str, float]:
+        """The task's metrics of ``model`` computed with the fine-tuning ``trainer`` (its mesh and batches)."""
+
     def finetune(self, model, trainer_config, optimizer_config, steps: int, seed: int) -> tuple[object, dict]:
         """Train ``model`` for ``steps`` steps on levanter's Trainer; ``(trained model, metrics)``."""
+        trainer_config = dataclasses.replace(trainer_config, num_train_steps=steps)
+        optimizer = optimizer_config.build(steps)
+        with metrics_jsonl(run_dir(trainer_config) / "metrics.jsonl"), \
+                Trainer(trainer_config, optimizer, self.loss) as trainer:
+            state = trainer.initial_state(jax.random.PRNGKey(seed), model=model)
+            loader = trainer.data_loader(EpochShuffledDataset(self.train_set(), seed)).iter_from_step(int(state.step))
+            info = trainer.train(state, loader)
+            metrics = self.evaluate_trained(trainer, info.eval_model)
+        return info.eval_model, metrics
 
 
 class FusionTaskConfig(draccus.ChoiceRegistry, abc.ABC):

@@ -1,6 +1,5 @@
 """Image classification: ViT parents on an ImageDataConfig, test accuracy and cross-entropy."""
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import equinox as eqx
@@ -8,13 +7,11 @@ import haliax as hax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from levanter.trainer import Trainer
 
-from common_jax.data.images import EpochShuffledDataset, ImageDataConfig, ImageSplits
+from common_jax.data.images import ImageDataConfig, ImageSplits
 from common_jax.main.train_classifier import check_model_matches_data
 from common_jax.models import ImageClassifierConfig, ViTConfig
 from common_jax.training.classification import classification_loss, evaluate_classifier
-from common_jax.training.run_setup import metrics_jsonl, run_dir
 
 from .base import FusionTaskConfig, LoadedTask
 
@@ -93,16 +90,14 @@ class ImageTask(LoadedTask):
         """The logit ensemble: mean logits of the models."""
         return self._metrics(np.mean([self._all_logits(m) for m in models], axis=0))
 
-    def finetune(self, model, trainer_config, optimizer_config, steps: int, seed: int):
-        trainer_config = dataclasses.replace(trainer_config, num_train_steps=steps)
-        optimizer = optimizer_config.build(steps)
-        with metrics_jsonl(run_dir(trainer_config) / "metrics.jsonl"), \
-                Trainer(trainer_config, optimizer, classification_loss) as trainer:
-            state = trainer.initial_state(jax.random.PRNGKey(seed), model=model)
-            loader = trainer.data_loader(EpochShuffledDataset(self.splits.train, seed)).iter_from_step(int(state.step))
-            info = trainer.train(state, loader)
-            metrics = evaluate_classifier(trainer, info.eval_model, self.splits.test)
-        return info.eval_model, metrics
+    def loss(self, model, batch, *, key=None):
+        return classification_loss(model, batch, key=key)
+
+    def train_set(self):
+        return self.splits.train
+
+    def evaluate_trained(self, trainer, model) -> dict[str, float]:
+        return evaluate_classifier(trainer, model, self.splits.test)
 
 
 def _arrays(dataset, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

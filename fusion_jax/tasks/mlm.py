@@ -1,6 +1,5 @@
 """Masked language modelling: BERT parents on enwiki106 (WordPiece), masked-token loss / accuracy."""
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -9,11 +8,8 @@ import haliax as hax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from levanter.trainer import Trainer
 
-from common_jax.data.images import EpochShuffledDataset
 from common_jax.models.bert import BertConfig
-from common_jax.training.run_setup import metrics_jsonl, run_dir
 
 from ..mlm_data import MlmDataConfig, MlmSplits, mlm_loss
 from .base import FusionTaskConfig, LoadedTask
@@ -97,15 +93,13 @@ class MlmTask(LoadedTask):
         """The probability ensemble (mean of the models' predictive distributions)."""
         return self._metrics(models)
 
-    def finetune(self, model, trainer_config, optimizer_config, steps: int, seed: int):
+    def loss(self, model, batch, *, key=None):
+        return mlm_loss(model, batch, key=key)
+
+    def train_set(self):
+        return self.splits.train
+
+    def evaluate_trained(self, trainer, model) -> dict[str, float]:
         from ..main.train_bert import evaluate_mlm
 
-        trainer_config = dataclasses.replace(trainer_config, num_train_steps=steps)
-        optimizer = optimizer_config.build(steps)
-        with metrics_jsonl(run_dir(trainer_config) / "metrics.jsonl"), \
-                Trainer(trainer_config, optimizer, mlm_loss) as trainer:
-            state = trainer.initial_state(jax.random.PRNGKey(seed), model=model)
-            loader = trainer.data_loader(EpochShuffledDataset(self.splits.train, seed)).iter_from_step(int(state.step))
-            info = trainer.train(state, loader)
-            metrics = evaluate_mlm(trainer, info.eval_model, self.splits.validation)
-        return info.eval_model, metrics
+        return evaluate_mlm(trainer, model, self.splits.validation)

@@ -133,6 +133,29 @@ def test_hf_image_source_reads_a_local_dataset_folder(in_tmp):
     assert int(example.label.array) == 2
 
 
+def test_hf_test_split_is_resized_then_centre_cropped(in_tmp):
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=2)})
+    pixels = rng.integers(0, 256, size=(2, 12, 20, 3), dtype=np.uint8)  # landscape, H=12, W=20
+    for split in ("train", "test"):
+        rows = {"image": [Image.fromarray(p) for p in pixels], "label": [0, 1]}
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(in_tmp / f"{split}.parquet"))
+    config = ImageDataConfig(source="hf", name=str(in_tmp), image_size=8, test_resize=10, mean=(0.0,) * 3,
+                             std=(1.0,) * 3)
+    splits = config.load()
+    train, test = (asyncio.run(ds.get_batch([1]))[0].image.array for ds in (splits.train, splits.test))
+    squashed = np.asarray(Image.fromarray(pixels[1]).resize((8, 8), Image.BILINEAR)) / 255.0
+    np.testing.assert_allclose(train, squashed, rtol=1e-6)
+    # shorter side 12 -> 10, so 20 -> int(10 * 20 / 12) = 16; the centre 8 x 8 starts at row 1, column 4
+    resized = np.asarray(Image.fromarray(pixels[1]).resize((16, 10), Image.BILINEAR)) / 255.0
+    np.testing.assert_allclose(test, resized[1:9, 4:12], rtol=1e-6)
+    with pytest.raises(ValueError, match="data.test_resize"):
+        ImageDataConfig(source="hf", name="x", image_size=224, test_resize=200)
+
+
 def test_text_classification_reads_a_local_dataset_folder(in_tmp):
     with open(in_tmp / "test.jsonl", "w") as f:
         for i, text in enumerate(["stocks rally", "team wins final", "new chip released", "elections held"]):

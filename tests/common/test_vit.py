@@ -54,6 +54,24 @@ def test_mean_pooling_and_dropout_need_a_key_only_in_training():
     assert not np.allclose(a.array, b.array)
 
 
+@pytest.mark.parametrize("pool, cls_matters", [("cls", True), ("mean", True), ("mean_patches", False)])
+def test_mean_patches_pooling_excludes_the_cls_token(pool, cls_matters):
+    import dataclasses
+
+    import equinox as eqx
+
+    config = dataclasses.replace(CONFIG, num_layers=1, pool=pool)
+    model = config.build(key=jax.random.PRNGKey(0))
+    images = hax.random.normal(jax.random.PRNGKey(1), (hax.Axis("height", 8), hax.Axis("width", 8),
+                                                        hax.Axis("channel", 3)))
+    # with no attention, the cls token reaches the logits only through pooling
+    no_attention = eqx.tree_at(lambda m: m.blocks.stacked.attn.o_proj.weight, model,
+                               replace_fn=lambda w: w * 0)
+    moved_cls = eqx.tree_at(lambda m: m.cls_token, no_attention, replace_fn=lambda c: c + 3.0)
+    changed = not np.allclose(no_attention(images).array, moved_cls(images).array)
+    assert changed == cls_matters
+
+
 @pytest.mark.parametrize(
     "kwargs, field",
     [(dict(hidden_dim=10, num_heads=4), "num_heads"), (dict(image_size=30, patch_size=4), "patch_size"),
