@@ -113,6 +113,28 @@ def test_hf_lm_source_reads_a_local_dataset_folder(in_tmp):
     assert np.asarray(example.tokens.array).shape == (64,)
 
 
+def test_hf_lm_validation_holdout_splits_the_train_documents(in_tmp):
+    """``validation_holdout`` for corpora with a train split only (OpenWebText): a seeded, disjoint split of
+    the train documents, HF's ``train_test_split`` exactly, that levanter reads as the validation set."""
+    datasets = pytest.importorskip("datasets")
+    folder = in_tmp / "train_only"
+    folder.mkdir()
+    texts = [f"document {i}: " + "lorem ipsum dolor sit amet " * 20 for i in range(40)]
+    with open(folder / "train.jsonl", "w") as f:
+        f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
+    corpus = LmCorpusConfig(source="hf", hf_id=str(folder), tokenizer="gpt2", validation_holdout=0.1, holdout_seed=7)
+    data, example = _first_train_example(corpus)
+    assert np.asarray(example.tokens.array).shape == (64,)
+    assert set(data.validation_sets(hax.Axis("position", 64))) == {corpus.name}
+    files = json.loads(next((in_tmp / "cache" / "text").rglob("files.json")).read_text())
+    read = {s: [r["text"] for p in files[s] for r in datasets.Dataset.from_parquet(p)] for s in files}
+    expected = datasets.Dataset.from_dict({"text": texts}).train_test_split(test_size=0.1, seed=7, shuffle=True)
+    assert read["validation"] == expected["test"]["text"] and len(read["validation"]) == 4
+    assert sorted(read["train"] + read["validation"]) == sorted(texts)
+    with pytest.raises(ValueError, match="data.validation_holdout"):
+        LmCorpusConfig(source="enwiki106", validation_holdout=0.1)
+
+
 def test_hf_image_source_reads_a_local_dataset_folder(in_tmp):
     datasets = pytest.importorskip("datasets")
     from PIL import Image
