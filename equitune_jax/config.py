@@ -1,24 +1,29 @@
 """Config dataclasses of the equitune experiments and the abstract-model builders the config tests use."""
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import equinox as eqx
 import jax
-from levanter.optim import AdamConfig
+from levanter.optim import AdamConfig, OptimizerConfig
 from levanter.trainer import TrainerConfig
 
+from common_jax.data.augment import AugmentConfig
+from common_jax.data.images import ImageDataConfig
 from common_jax.main.train_classifier import TrainClassifierConfig
 from common_jax.main.train_classifier import abstract_model as abstract_classifier
+from common_jax.training import sgd  # noqa: F401  (registers optimizer type "sgd")
 from common_jax.training.run_setup import default_trainer_config
 
 from . import groups as G
 from .data import scan as scan_data
+from .data.multi_view import MultiViewSplits, load_multi_view
 from .invariant_maps import OrbitCollapse
 from .models import equitune_vit  # noqa: F401  (registers the "equitune_vit" classifier type)
 from .models.seq2seq_gru import GruSeq2Seq
 from .models.seq2seq_transformer import TransformerSeq2Seq
-from .models.view_cnn import multi_view_cnn, multi_view_design1
+from .models.view_cnn import ENCODER_ARCHS, multi_view_cnn, multi_view_design1, paper_cnn_blocks
 from .scan_symmetry import REFERENCE_REPRESENTATIVES, SCAN_FACTORS
 
 IMAGE_GROUPS = {"rot90": G.rot90, "hflip": G.hflip, "vflip": G.vflip, "d4": G.d4}
@@ -54,36 +59,61 @@ def _trainer(steps: int, batch: int) -> TrainerConfig:
 
 @dataclass(frozen=True)
 class ViewModelConfig:
-    """φ (and ψ) = conv3×3(width, /2) → ReLU → conv3×3(width, /2) → ReLU → linear(features) → ReLU; head
-    linear(hidden) → ReLU → linear(classes). ``fusion`` adds design 1's IS coupling through ψ."""
+    """φ (and ψ) by ``arch``, head linear(hidden) → ReLU → linear(classes); ``fusion`` adds design 1's IS coupling
+    through ψ.
 
+    - ``small``: conv3×3(width, /2) → ReLU → conv3×3(width, /2) → ReLU → linear(features) → ReLU.
+    - ``paper`` (spec §6.1): [conv5×5(width) → ReLU → maxpool2 → norm] × 2 (× 3 at image_size >= 64) → linear
+      (features) → ReLU → dropout → norm, with LayerNorm instead of the paper's BatchNorm (levanter's Trainer has
+      no mutable model state for running statistics: a documented deviation).
+    """
+
+    arch: str = "small"  # small | paper
     image_size: int = 28
     num_channels: int = 1
     num_classes: int = 10
     width: int = 8
     features: int = 32
     hidden: int = 64
+    dropout: float = 0.5  # paper arch only
     fusion: bool = True
     coupling: float = 0.1
 
     def __post_init__(self):
+        if self.arch not in ENCODER_ARCHS:
+            raise ValueError(f"model.arch must be one of {ENCODER_ARCHS}, got {self.arch!r}")
         _positive("model", self, ("image_size", "num_channels", "num_classes", "width", "features", "hidden"))
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.arch == "paper":
+            paper_cnn_blocks(self.image_size)
 
 
 @dataclass
 class MultiViewConfig:
-    """Two-view mnist10k (spec §9.1 on MNIST): one image group per view, the four model families."""
+    """N views, one image group per view, the four model families (spec §9.1 on mnist10k, §6.1 on HF images).
+
+    ``data.source: mnist10k`` draws ``train_tuples``/``test_tuples`` random tuples; ``data.source: hf`` splits
+    ``data.train_split`` ``1 - test_fraction``/``test_fraction`` with ``split_seed`` and groups consecutive
+    same-class images. ``augment`` (e.g. padded random crop + flip) applies to every view in training.
+    ``train_epochs`` (if set) replaces ``trainer.num_train_steps`` by ceil(epochs · train tuples / batch).
+    """
 
     groups: list[str] = field(default_factory=lambda: ["rot90", "hflip"])
     models: list[str] = field(default_factory=lambda: list(MULTI_VIEW_MODELS))
-    train_tuples: int = 6000
-    test_tuples: int = 2000
+    data: ImageDataConfig = field(default_factory=ImageDataConfig)
+    train_tuples: int = 6000  # mnist10k only
+    test_tuples: int = 2000  # mnist10k only
+    test_fraction: float = 0.2  # hf only
+    split_seed: int = 1234  # hf only
     data_seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train_epochs: int | None = None
     model: ViewModelConfig = field(default_factory=ViewModelConfig)
     trainer: TrainerConfig = field(default_factory=lambda: _trainer(400, 64))
-    optimizer: AdamConfig = field(default_factory=lambda: _adam(3e-3))
+    optimizer: OptimizerConfig = field(default_factory=lambda: _adam(3e-3))
     finetune_steps: int = 150
-    finetune_optimizer: AdamConfig = field(default_factory=lambda: _adam(1e-3))
+    finetune_optimizer: OptimizerConfig = field(default_factory=lambda: _adam(1e-3))
     eval_batch_size: int = 250
 
     def __post_init__(self):
@@ -97,16 +127,48 @@ class MultiViewConfig:
         _positive("config", self, ("train_tuples", "test_tuples", "eval_batch_size"))
         if self.finetune_steps < 0:
             raise ValueError(f"finetune_steps must be >= 0, got {self.finetune_steps}")
+        if self.data.source not in ("mnist10k", "hf"):
+            raise ValueError(f"data.source must be mnist10k or hf for multi_view, got {self.data.source!r}")
+        if self.data.source == "hf" and self.data.image_size != self.model.image_size:
+            raise ValueError(f"data.image_size ({self.data.image_size}) must equal model.image_size "
+                             f"({self.model.image_size}) for source hf")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.train_epochs is not None and self.train_epochs <= 0:
+            raise ValueError(f"train_epochs must be positive, got {self.train_epochs}")
 
     def view_groups(self) -> tuple[G.ImageGroup, ...]:
         return tuple(image_group(n) for n in self.groups)
+
+    def load_data(self) -> MultiViewSplits:
+        """The tuples of ``data``, checked against the model's image shape and class count."""
+        splits = load_multi_view(self.view_groups(), self.data_seed, self.data, train_tuples=self.train_tuples,
+                                 test_tuples=self.test_tuples, test_fraction=self.test_fraction,
+                                 split_seed=self.split_seed)
+        m = self.model
+        shape, expected = splits.train.views.shape[2:], (m.image_size, m.image_size, m.num_channels)
+        if shape != expected:
+            raise ValueError(f"model.image_size/model.num_channels expect {expected} images, data gives {shape} "
+                             "(set data.image_size / data.image_mode)")
+        top = int(max(splits.train.labels.max(), splits.test.labels.max()))
+        if top >= m.num_classes:
+            raise ValueError(f"model.num_classes is {m.num_classes} but the data has label {top}")
+        return splits
+
+    def train_steps(self, num_train_tuples: int) -> int:
+        """``trainer.num_train_steps``, or ceil(train_epochs · tuples / batch) when ``train_epochs`` is set."""
+        if self.train_epochs is None:
+            return self.trainer.num_train_steps
+        return math.ceil(self.train_epochs * num_train_tuples / self.trainer.train_batch_size)
 
     def build(self, name: str, *, key):
         m, n = self.model, len(self.groups)
         if name == "design1":
             return multi_view_design1(self.view_groups(), m.image_size, m.num_channels, m.width, m.features, m.hidden,
-                                      m.num_classes, fusion=m.fusion, coupling=m.coupling, key=key)
-        return multi_view_cnn(n, m.image_size, m.num_channels, m.width, m.features, m.hidden, m.num_classes, key=key)
+                                      m.num_classes, fusion=m.fusion, coupling=m.coupling, arch=m.arch,
+                                      dropout=m.dropout, key=key)
+        return multi_view_cnn(n, m.image_size, m.num_channels, m.width, m.features, m.hidden, m.num_classes,
+                              arch=m.arch, dropout=m.dropout, key=key)
 
 
 def abstract_multi_view(config: MultiViewConfig):
@@ -330,6 +392,7 @@ def abstract_clip(config: ClipZeroshotConfig):
 # ``{glob under configs/: (config class, abstract-model builder)}`` for tests/config_entrypoints.py
 ENTRYPOINTS = {
     "equitune/multi_view*.yaml": (MultiViewConfig, abstract_multi_view),
+    "equitune/multi_image_*.yaml": (MultiViewConfig, abstract_multi_view),
     "equitune/scan*.yaml": (ScanConfig, abstract_scan),
     "equitune/gpt2_*.yaml": (Gpt2FairnessConfig, abstract_gpt2),
     "equitune/clip_*.yaml": (ClipZeroshotConfig, abstract_clip),

@@ -226,19 +226,21 @@ class ImageDataConfig:
         if len(self.mean) != len(self.std) or min(self.std) <= 0:
             raise ValueError(f"data.mean and data.std must have equal length and std > 0, got {self.mean}, {self.std}")
 
+    def hf_split(self, split: str, crop_from: int | None = None) -> _HfImages:
+        """One split of an HF dataset (``source: hf``) as random-access uint8 ``[H, W, C]`` images and int labels
+        (``split`` may combine splits, e.g. ``train+test``)."""
+        import datasets
+
+        ds = datasets.load_dataset(self.name, self.subset, split=split, cache_dir=self.data_dir)
+        return _HfImages(ds, self.image_key, self.label_key, self.image_mode, self.image_size, crop_from)
+
     def load(self) -> ImageSplits:
         if self.source == "mnist10k":
             images, labels = load_mnist10k()
             train, test = ArrayImages(images[:8000], labels[:8000]), ArrayImages(images[8000:], labels[8000:])
             num_classes = 10
         elif self.source == "hf":
-            import datasets
-
-            def split(name, crop_from=None):
-                ds = datasets.load_dataset(self.name, self.subset, split=name, cache_dir=self.data_dir)
-                return _HfImages(ds, self.image_key, self.label_key, self.image_mode, self.image_size, crop_from)
-
-            train, test = split(self.train_split), split(self.test_split, self.test_resize)
+            train, test = self.hf_split(self.train_split), self.hf_split(self.test_split, self.test_resize)
             num_classes = train.dataset.features[self.label_key].num_classes
         else:
             import tensorflow_datasets as tfds

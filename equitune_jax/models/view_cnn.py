@@ -1,4 +1,4 @@
-"""Per-view CNNs and two-view classifiers for the multi-view experiment (spec §9.1, design 1).
+"""Per-view CNNs and N-view classifiers for the multi-view experiments (spec §9.1 and §6.1, design 1).
 
 Images are ``[H, W, C]`` (the ``common_jax`` layout); groups act on axes (-3, -2).
 """
@@ -36,6 +36,65 @@ class ViewEncoder(eqx.Module):
         return jax.nn.relu(self.linear(h.reshape(-1)))
 
 
+def paper_cnn_blocks(image_size: int) -> tuple[int, int]:
+    """(conv blocks, final side) of :class:`PaperViewEncoder`: 3 blocks from 64 px, else 2; each block maps a
+    side s to (s - 4) // 2."""
+    blocks = 3 if image_size >= 64 else 2
+    side = image_size
+    for _ in range(blocks):
+        side = (side - 4) // 2
+    if side < 1:
+        raise ValueError(f"model.image_size {image_size} is too small for the paper CNN's {blocks} conv blocks")
+    return blocks, side
+
+
+class PaperViewEncoder(eqx.Module):
+    """The multi-image CNN of spec §6.1: [conv5×5(width, no padding) → ReLU → maxpool2 → norm] × 2, plus a third
+    block (its own weights) when ``image_size >= 64``, then flatten → linear(features) → ReLU → dropout → norm.
+
+    Deviation: levanter's Trainer keeps no mutable model state, so BatchNorm (running statistics) is replaced by
+    LayerNorm over the channel axis at every pixel (blocks) and over the features (last norm).
+    ``[H, W, C] -> [features]``.
+    """
+
+    convs: tuple[eqx.nn.Conv2d, ...]
+    norms: tuple[eqx.nn.LayerNorm, ...]
+    pool: eqx.nn.MaxPool2d
+    linear: eqx.nn.Linear
+    dropout: eqx.nn.Dropout
+    norm: eqx.nn.LayerNorm
+
+    def __init__(self, image_size: int, channels: int, width: int, features: int, dropout: float = 0.5, *, key):
+        blocks, side = paper_cnn_blocks(image_size)
+        keys = jax.random.split(key, blocks + 1)
+        self.convs = tuple(eqx.nn.Conv2d(channels if i == 0 else width, width, 5, key=keys[i]) for i in range(blocks))
+        self.norms = tuple(eqx.nn.LayerNorm(width) for _ in range(blocks))
+        self.pool = eqx.nn.MaxPool2d(2, stride=2)
+        self.linear = eqx.nn.Linear(width * side * side, features, key=keys[-1])
+        self.dropout = eqx.nn.Dropout(dropout)
+        self.norm = eqx.nn.LayerNorm(features)
+
+    def __call__(self, x, *, key=None):
+        h = jnp.moveaxis(x, -1, 0)
+        for conv, norm in zip(self.convs, self.norms):
+            h = self.pool(jax.nn.relu(conv(h)))
+            h = jax.vmap(jax.vmap(norm, in_axes=1, out_axes=1), in_axes=2, out_axes=2)(h)  # per pixel, over channels
+        h = self.dropout(jax.nn.relu(self.linear(h.reshape(-1))), key=key)
+        return self.norm(h)
+
+
+ENCODER_ARCHS = ("small", "paper")
+
+
+def view_encoder(arch: str, image_size, channels, width, features, dropout: float = 0.5, *, key):
+    """φ/ψ of ``arch``: ``small`` (:class:`ViewEncoder`) or ``paper`` (:class:`PaperViewEncoder`, spec §6.1)."""
+    if arch == "small":
+        return ViewEncoder(image_size, channels, width, features, key=key)
+    if arch == "paper":
+        return PaperViewEncoder(image_size, channels, width, features, dropout, key=key)
+    raise ValueError(f"model.arch must be one of {ENCODER_ARCHS}, got {arch!r}")
+
+
 class ClassifierHead(eqx.Module):
     """concat of the N view features → linear(hidden) → ReLU → linear(classes)."""
 
@@ -54,13 +113,14 @@ class ClassifierHead(eqx.Module):
 class MultiViewCNN(eqx.Module):
     """(a) The plain CNN: a shared φ on every view, then the head. ``(x_1..x_N) -> logits [classes]``."""
 
-    encoder: ViewEncoder
+    encoder: eqx.Module
     head: ClassifierHead
 
     forward_passes = property(lambda self: 1)
 
     def __call__(self, views, *, key=None):
-        return self.head([self.encoder(v) for v in views])
+        keys = [None] * len(views) if key is None else jax.random.split(key, len(views))
+        return self.head([self.encoder(v, key=k) for v, k in zip(views, keys)])
 
 
 class MultiViewDesign1(eqx.Module):
@@ -80,17 +140,20 @@ class MultiViewDesign1(eqx.Module):
         return self.head(list(self.body(tuple(views), key=key)))
 
 
-def multi_view_cnn(num_views, image_size, channels, width, features, hidden, num_classes, *, key) -> MultiViewCNN:
+def multi_view_cnn(num_views, image_size, channels, width, features, hidden, num_classes, *, arch: str = "small",
+                   dropout: float = 0.5, key) -> MultiViewCNN:
     k1, k2 = jax.random.split(key)
-    return MultiViewCNN(ViewEncoder(image_size, channels, width, features, key=k1),
+    return MultiViewCNN(view_encoder(arch, image_size, channels, width, features, dropout, key=k1),
                         ClassifierHead(num_views * features, hidden, num_classes, key=k2))
 
 
 def multi_view_design1(groups: tuple[Group, ...], image_size, channels, width, features, hidden, num_classes, *,
-                       fusion: bool = True, coupling: float = 0.1, key) -> MultiViewDesign1:
+                       fusion: bool = True, coupling: float = 0.1, arch: str = "small", dropout: float = 0.5,
+                       key) -> MultiViewDesign1:
     k1, k2, k3 = jax.random.split(key, 3)
-    phi = ViewEncoder(image_size, channels, width, features, key=k1)
-    psi = ViewEncoder(image_size, channels, width, features, key=k2) if fusion else None
+    encoder = lambda k: view_encoder(arch, image_size, channels, width, features, dropout, key=k)  # noqa: E731
+    phi = encoder(k1)
+    psi = encoder(k2) if fusion else None
     body = MultiInputEquivariant(phi, psi, jnp.asarray(coupling, jnp.float32), tuple(groups))
     return MultiViewDesign1(body, ClassifierHead(len(groups) * features, hidden, num_classes, key=k3))
 
