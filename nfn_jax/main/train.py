@@ -101,9 +101,14 @@ def load_splits(config: TrainPredictorConfig):
     return zoo, {name: PredictorSplit(take(host, idx[name]), zoo.accuracy[idx[name]]) for name in SPLIT_NAMES}
 
 
+@eqx.filter_jit
+def _predict_batch(model, weights):
+    return model(weights)
+
+
 def predict(model, split: PredictorSplit, batch_size: int = 256) -> np.ndarray:
-    fn = eqx.filter_jit(lambda m, w: m(w))
-    out = [np.asarray(fn(model, take(split.weights, slice(s, s + batch_size))))
+    """Predicted accuracies ``[N]`` of a split, in batches (one compilation per model structure and batch shape)."""
+    out = [np.asarray(_predict_batch(model, take(split.weights, slice(s, s + batch_size))))
            for s in range(0, len(split.accuracy), batch_size)]
     return np.concatenate(out)
 
