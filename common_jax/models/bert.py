@@ -17,11 +17,12 @@ from haliax.jax_utils import maybe_rng_split
 from haliax.nn.scan import Stacked
 
 from .attention import Attention
+from .encoder_shape import EncoderShape
 from .mlp import Mlp
 
 
 @dataclass(frozen=True)
-class BertConfig:
+class BertConfig(EncoderShape):
     vocab_size: int = 30522  # bert-base-uncased WordPiece
     max_position: int = 128
     type_vocab_size: int = 2
@@ -35,20 +36,8 @@ class BertConfig:
     gradient_checkpointing: bool = False
 
     def __post_init__(self):
-        for name in ("vocab_size", "max_position", "type_vocab_size", "hidden_dim", "num_layers", "num_heads",
-                     "mlp_dim"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"model.{name} must be positive, got {getattr(self, name)}")
-        if self.hidden_dim % self.num_heads:
-            raise ValueError(f"model.num_heads ({self.num_heads}) must divide model.hidden_dim ({self.hidden_dim})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        self.check_encoder_shape(("vocab_size", "max_position", "type_vocab_size"))
 
-    Embed = property(lambda self: Axis("embed", self.hidden_dim))
-    Heads = property(lambda self: Axis("heads", self.num_heads))
-    HeadSize = property(lambda self: Axis("head_size", self.hidden_dim // self.num_heads))
-    Mlp = property(lambda self: Axis("mlp", self.mlp_dim))
-    Layers = property(lambda self: Axis("layers", self.num_layers))
     Vocab = property(lambda self: Axis("vocab", self.vocab_size))
     Pos = property(lambda self: Axis("position", self.max_position))
     TokenTypes = property(lambda self: Axis("token_type", self.type_vocab_size))

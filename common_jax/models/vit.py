@@ -16,6 +16,7 @@ from haliax.nn.scan import Stacked
 
 from .attention import Attention
 from .classifier_config import ImageClassifierConfig
+from .encoder_shape import EncoderShape
 from .mlp import Mlp
 from .patch_embedding import PatchEmbedding
 
@@ -24,7 +25,7 @@ POOLINGS = ("cls", "mean", "mean_patches")
 
 @ImageClassifierConfig.register_subclass("vit")
 @dataclass(frozen=True)
-class ViTConfig(ImageClassifierConfig):
+class ViTConfig(ImageClassifierConfig, EncoderShape):
     image_size: int = 28
     patch_size: int = 4
     num_channels: int = 1
@@ -40,24 +41,12 @@ class ViTConfig(ImageClassifierConfig):
     gradient_checkpointing: bool = False
 
     def __post_init__(self):
-        for name in ("image_size", "patch_size", "num_channels", "num_classes", "hidden_dim", "num_layers",
-                     "num_heads", "mlp_dim"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"model.{name} must be positive, got {getattr(self, name)}")
-        if self.hidden_dim % self.num_heads:
-            raise ValueError(f"model.num_heads ({self.num_heads}) must divide model.hidden_dim ({self.hidden_dim})")
+        self.check_encoder_shape(("image_size", "patch_size", "num_channels", "num_classes"))
         if self.image_size % self.patch_size:
             raise ValueError(f"model.patch_size ({self.patch_size}) must divide model.image_size ({self.image_size})")
         if self.pool not in POOLINGS:
             raise ValueError(f"model.pool must be one of {POOLINGS}, got {self.pool!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
-    Embed = property(lambda self: Axis("embed", self.hidden_dim))
-    Heads = property(lambda self: Axis("heads", self.num_heads))
-    HeadSize = property(lambda self: Axis("head_size", self.hidden_dim // self.num_heads))
-    Mlp = property(lambda self: Axis("mlp", self.mlp_dim))
-    Layers = property(lambda self: Axis("layers", self.num_layers))
     Channels = property(lambda self: Axis("channel", self.num_channels))
     Classes = property(lambda self: Axis("classes", self.num_classes))
     # patches plus the cls token
