@@ -13,52 +13,20 @@ import argparse
 import json
 import time
 
-import equinox as eqx
 import haliax as hax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from haliax import Axis
 from levanter.models.gpt2 import Gpt2Config
 from levanter.models.lm_model import LmExample
 
 from qkvflow_jax import DiffEqFormerConfig
+from train_step_timing import time_train_step
 
 
-def _peak_bytes(compiled) -> int | None:
-    stats = jax.devices()[0].memory_stats()
-    if stats and "peak_bytes_in_use" in stats:
-        return int(stats["peak_bytes_in_use"])
-    analysis = compiled.compiled.memory_analysis()
-    if analysis is None:
-        return None
-    return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes)
-
-
-def time_train_step(model, batch: LmExample, steps: int) -> tuple[float, int | None]:
-    """(seconds per compiled AdamW step after two warm-up steps, peak bytes)."""
-    optimizer = optax.adamw(1e-3)
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-
-    def loss_fn(model, batch):
-        return model.compute_next_token_loss(batch).scalar()
-
-    @eqx.filter_jit(donate="all-except-first")
-    def step(batch, model, opt_state):
-        loss, grads = eqx.filter_value_and_grad(loss_fn)(model, batch)
-        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
-        return eqx.apply_updates(model, updates), opt_state, loss
-
-    compiled = step.lower(batch, model, opt_state).compile()
-    for _ in range(2):
-        model, opt_state, loss = compiled(batch, model, opt_state)
-    jax.block_until_ready(loss)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model, opt_state, loss = compiled(batch, model, opt_state)
-    jax.block_until_ready(loss)
-    return (time.perf_counter() - start) / steps, _peak_bytes(compiled)
+def _lm_loss(model, batch: LmExample):
+    return model.compute_next_token_loss(batch).scalar()
 
 
 def main():
@@ -88,7 +56,7 @@ def main():
         row = {"batch": batch_size}
         for name, config in (("diffeqformer", ode), ("gpt2", gpt)):
             model = config.build(Vocab, key=jax.random.PRNGKey(0))
-            seconds, peak = time_train_step(model, batch, args.steps)
+            seconds, peak = time_train_step(_lm_loss, model, batch, args.steps)
             row[name] = {"seconds_per_step": seconds, "tokens_per_second": batch_size * args.seq / seconds,
                          "peak_bytes": peak}
         row["ratio_diffeqformer_over_gpt2"] = row["diffeqformer"]["seconds_per_step"] / row["gpt2"]["seconds_per_step"]

@@ -36,6 +36,14 @@ def run_dir(trainer: TrainerConfig) -> Path:
     return Path(trainer.log_dir) / str(trainer.id)
 
 
+def write_run_results(trainer: TrainerConfig, results: dict) -> Path:
+    """Write ``results`` as ``<run_dir>/results.json`` (folders created); returns the path."""
+    out = run_dir(trainer) / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    return out
+
+
 @contextlib.contextmanager
 def metrics_jsonl(path: str | Path):
     """Send every ``json_logger`` event to ``path`` (JSON lines) while the context is open; process 0 only."""

@@ -9,7 +9,6 @@ Runs on real weights (``model_path: openai/clip-vit-base-patch32``) when availab
 random CLIP saved in the HF layout. Images default to the embedded mnist10k test digits.
 """
 
-import json
 import logging
 import time
 
@@ -20,7 +19,7 @@ import levanter
 import numpy as np
 
 from common_jax.data.images import load_mnist10k
-from common_jax.training.run_setup import run_dir
+from common_jax.training.run_setup import write_run_results
 
 from .. import groups as G
 from ..config import ClipZeroshotConfig
@@ -114,9 +113,7 @@ def main(config: ClipZeroshotConfig) -> dict:
             row[f"{transform}_seconds"] = round(time.time() - start, 2)
         results["methods"][name] = row
         logger.info("clip_zeroshot %s: %s", name, row)
-    out = run_dir(config.trainer) / "results.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    write_run_results(config.trainer, results)
     return results
 
 

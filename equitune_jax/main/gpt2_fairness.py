@@ -10,7 +10,6 @@ classifier, which is not available without network). Runs on real weights (``mod
 available; tests use a tiny random model saved in the HF layout.
 """
 
-import json
 import logging
 import time
 
@@ -21,7 +20,7 @@ import levanter
 import numpy as np
 
 from common_jax.data.enwiki106 import split_articles
-from common_jax.training.run_setup import run_dir
+from common_jax.training.run_setup import write_run_results
 
 from ..config import Gpt2FairnessConfig
 from ..groups import product
@@ -117,9 +116,7 @@ def main(config: Gpt2FairnessConfig) -> dict:
                                     "forward_passes": int(getattr(model, "forward_passes", 1)),
                                     "seconds": round(time.time() - start, 1), "samples": texts}
         logger.info("gpt2_fairness %s: gap %.3g, perplexity %.2f", name, gap, ppl)
-    out = run_dir(config.trainer) / "results.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    write_run_results(config.trainer, results)
     return results
 
 

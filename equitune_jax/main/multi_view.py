@@ -10,7 +10,6 @@ Every model trains on levanter's Trainer (sub-run ids ``<trainer.id>-<model>``).
 """
 
 import dataclasses
-import json
 import logging
 
 import equinox as eqx
@@ -21,7 +20,7 @@ import numpy as np
 import optax
 
 from common_jax.data.augment import AugmentConfig
-from common_jax.training.run_setup import ensure_json_tracker, run_dir
+from common_jax.training.run_setup import ensure_json_tracker, write_run_results
 
 from ..config import MultiViewConfig
 from ..data.multi_view import MultiViewExample
@@ -125,9 +124,7 @@ def main(config: MultiViewConfig) -> dict[str, dict]:
         trained[name], seconds = fit(sub_run(trainer, name), config.optimizer, loss, model, splits.train,
                                      config.data_seed, k_train)
         evaluate(name, trained[name], seconds)
-    out = run_dir(trainer) / "results.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    write_run_results(trainer, results)
     return results
 
 

@@ -8,7 +8,6 @@ Returns ``{"accuracy": {model: {split: acc}}, "finetune_seconds": {method: s}, "
 "dataset": {...}}`` for models pretrained, <method>_zero_shot and <method>_finetuned.
 """
 
-import json
 import logging
 
 import equinox as eqx
@@ -17,7 +16,7 @@ import jax.numpy as jnp
 import levanter
 import numpy as np
 
-from common_jax.training.run_setup import ensure_json_tracker, run_dir
+from common_jax.training.run_setup import ensure_json_tracker, write_run_results
 
 from ..config import ScanConfig
 from ..data import scan as scan_data
@@ -121,9 +120,7 @@ def main(config: ScanConfig) -> dict:
                "pretrain_seconds": seconds["pretrain"], "forward_passes": passes,
                "dataset": {"variant": config.data.variant, "split": config.data.split, "commands": len(all_pairs),
                            "train": len(split.train), "tests": {k: len(v) for k, v in split.tests.items()}}}
-    out = run_dir(config.trainer) / "results.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    write_run_results(config.trainer, results)
     return results
 
 
