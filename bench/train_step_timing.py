@@ -1,22 +1,34 @@
-"""Timing of one jitted AdamW train step, shared by the benchmarks in this folder."""
+"""A compiled AdamW train step packaged as one unit of work for :func:`timing.interleaved`.
 
-import time
+Shared by the train-step benchmarks in this folder (ViT, CRATE, DiffEqFormer against their baselines).
+"""
+
+from dataclasses import dataclass
+from typing import Callable
 
 import equinox as eqx
 import jax
 import optax
 
 
-def seconds_per_train_step(loss_fn, model, batch, steps: int) -> float:
-    """Seconds per jitted AdamW step of ``loss_fn(model, batch) -> scalar``, after two warm-up steps."""
-    return time_train_step(loss_fn, model, batch, steps)[0]
+@dataclass
+class TrainStepWork:
+    """``run()`` performs ``steps`` compiled AdamW steps of ``loss_fn(model, batch) -> scalar`` and blocks until
+    they are done; ``peak_bytes`` is the device's peak where the backend reports one, else the memory XLA plans
+    for the compiled step."""
+
+    run: Callable[[], None]
+    steps: int
+    peak_bytes: int | None
 
 
-def time_train_step(loss_fn, model, batch, steps: int) -> tuple[float, int | None]:
-    """(seconds per compiled AdamW step of ``loss_fn(model, batch) -> scalar`` after two warm-up steps, peak bytes:
-    the device's peak where the backend reports one, else the memory XLA plans for the compiled step)."""
-    optimizer = optax.adamw(1e-3)
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+def train_step_work(loss_fn, model, batch, steps: int, learning_rate: float = 1e-3) -> TrainStepWork:
+    """Compile one AdamW step (``donate="all-except-first"``) and return it as a unit of ``steps`` steps.
+
+    The model and optimizer state carry over from call to call, as in training; compilation happens here, so
+    ``timing.interleaved``'s warm-up calls only run steps."""
+    optimizer = optax.adamw(learning_rate)
+    state = {"model": model, "opt_state": optimizer.init(eqx.filter(model, eqx.is_inexact_array))}
 
     @eqx.filter_jit(donate="all-except-first")
     def step(batch, model, opt_state):
@@ -24,15 +36,16 @@ def time_train_step(loss_fn, model, batch, steps: int) -> tuple[float, int | Non
         updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
         return eqx.apply_updates(model, updates), opt_state, loss
 
-    compiled = step.lower(batch, model, opt_state).compile()
-    for _ in range(2):
-        model, opt_state, loss = compiled(batch, model, opt_state)
-    jax.block_until_ready(loss)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model, opt_state, loss = compiled(batch, model, opt_state)
-    jax.block_until_ready(loss)
-    return (time.perf_counter() - start) / steps, _peak_bytes(compiled)
+    compiled = step.lower(batch, state["model"], state["opt_state"]).compile()
+
+    def run() -> None:
+        loss = None
+        for _ in range(steps):
+            state["model"], state["opt_state"], loss = compiled(batch, state["model"], state["opt_state"])
+        jax.block_until_ready(loss)
+
+    run()
+    return TrainStepWork(run, steps, _peak_bytes(compiled))
 
 
 def _peak_bytes(compiled) -> int | None:

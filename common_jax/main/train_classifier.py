@@ -21,6 +21,7 @@ from levanter.utils.jax_utils import parameter_count
 
 from ..data.augment import AugmentConfig
 from ..data.images import EpochShuffledDataset, ImageDataConfig
+from ..launch import run_main
 from ..models.classifier_config import ImageClassifierConfig
 from ..models.vit import ViTConfig
 from ..training.classification import classification_loss, evaluate_classifier
@@ -92,4 +93,4 @@ def main(config: TrainClassifierConfig) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

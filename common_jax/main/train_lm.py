@@ -23,6 +23,7 @@ from levanter.trainer import Trainer, TrainerConfig
 from levanter.utils.jax_utils import parameter_count
 
 from ..data.lm import LmCorpusConfig
+from ..launch import run_main
 from ..training.run_setup import default_trainer_config, ensure_json_tracker, last_metrics, metrics_jsonl, run_dir
 
 logger = logging.getLogger(__name__)
@@ -97,4 +98,4 @@ def main(config: TrainLmConfig) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

@@ -8,8 +8,7 @@ Metrics go to ``<trainer.log_dir>/<run id>/metrics.jsonl`` (``eval/test/accuracy
 ``trainer.checkpointer.base_path``; relaunching with the same ``--trainer.id`` resumes.
 """
 
-import levanter
-
+from common_jax.launch import run_main
 from common_jax.main.train_classifier import TrainClassifierConfig, main
 
 from .. import config as _registers_crate  # noqa: F401  (registers model type "crate")
@@ -17,4 +16,4 @@ from .. import config as _registers_crate  # noqa: F401  (registers model type "
 __all__ = ["TrainClassifierConfig", "main"]
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

@@ -19,6 +19,7 @@ import levanter
 import numpy as np
 
 from common_jax.data.images import load_mnist10k
+from common_jax.launch import run_main
 from common_jax.training.run_setup import write_run_results
 
 from .. import groups as G
@@ -118,4 +119,4 @@ def main(config: ClipZeroshotConfig) -> dict:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

@@ -20,6 +20,7 @@ import levanter
 import numpy as np
 
 from common_jax.data.enwiki106 import split_articles
+from common_jax.launch import run_main
 from common_jax.training.run_setup import write_run_results
 
 from ..config import Gpt2FairnessConfig
@@ -121,4 +122,4 @@ def main(config: Gpt2FairnessConfig) -> dict:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

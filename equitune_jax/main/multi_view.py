@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from common_jax.data.augment import AugmentConfig
+from common_jax.launch import run_main
 from common_jax.training.run_setup import ensure_json_tracker, write_run_results
 
 from ..config import MultiViewConfig
@@ -129,4 +130,4 @@ def main(config: MultiViewConfig) -> dict[str, dict]:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

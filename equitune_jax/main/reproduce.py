@@ -12,13 +12,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import levanter
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from common_jax.launch import parse_config
+from common_jax.launch import parse_config, run_main
 
 from ..config import MultiViewConfig, ScanConfig
 from . import multi_view, scan
@@ -117,4 +116,4 @@ def main(config: ReproduceConfig) -> dict:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import levanter
 import numpy as np
 
+from common_jax.launch import run_main
 from common_jax.training.run_setup import ensure_json_tracker, write_run_results
 
 from ..config import ScanConfig
@@ -125,4 +126,4 @@ def main(config: ScanConfig) -> dict:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

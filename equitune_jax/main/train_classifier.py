@@ -3,8 +3,8 @@
     python -m equitune_jax.main.train_classifier --config_path configs/equitune/vit_rot90_mnist.yaml
 """
 
-import levanter
 
+from common_jax.launch import run_main
 from common_jax.main.train_classifier import TrainClassifierConfig, main
 
 from ..models import equitune_vit  # noqa: F401  (registers model type "equitune_vit")
@@ -12,4 +12,4 @@ from ..models import equitune_vit  # noqa: F401  (registers model type "equitune
 __all__ = ["TrainClassifierConfig", "main"]
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

@@ -22,6 +22,7 @@ from levanter.optim import AdamConfig, OptimizerConfig
 from levanter.trainer import TrainerConfig
 
 from common_jax.checkpoints import load_model
+from common_jax.launch import run_main
 from common_jax.training.run_setup import default_trainer_config, ensure_json_tracker
 
 from ..config import FusionConfig
@@ -154,4 +155,4 @@ def _finetune(config: FuseJobConfig, task, starts: dict) -> dict:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

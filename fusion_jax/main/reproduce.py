@@ -14,9 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import levanter
-
-from common_jax.launch import parse_config
+from common_jax.launch import parse_config, run_main
 from common_jax.main import train_classifier
 from common_jax.main.train_classifier import TrainClassifierConfig
 
@@ -126,4 +124,4 @@ def main(config: ReproduceConfig) -> dict:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

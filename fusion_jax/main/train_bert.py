@@ -20,6 +20,7 @@ from levanter.trainer import Trainer, TrainerConfig
 from levanter.utils.jax_utils import parameter_count
 
 from common_jax.data.images import EpochShuffledDataset
+from common_jax.launch import run_main
 from common_jax.models.bert import BertConfig
 from common_jax.training.run_setup import default_trainer_config, ensure_json_tracker, metrics_jsonl, run_dir
 
@@ -83,4 +84,4 @@ def main(config: TrainBertConfig) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

@@ -15,6 +15,8 @@ import draccus
 import numpy as np
 from tqdm import tqdm
 
+from common_jax.launch import run_main
+
 from ..zoo.config import ZooConfig
 from ..zoo.io import RUN_COLUMNS, atomic_write, read_csv, write_csv, write_npz
 from ..zoo.train import ChunkTrainer, train_chunk
@@ -75,6 +77,4 @@ def main(config: ZooConfig) -> dict:
 
 
 if __name__ == "__main__":
-    import levanter
-
-    levanter.config.main(main)()
+    run_main(main)

@@ -16,14 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import levanter
 import numpy as np
 
-from common_jax.launch import parse_config
+from common_jax.launch import parse_config, run_main
 
+from ..analysis.plots import plot_predictions
 from ..baselines import trees
 from ..baselines.neural import MlpPredictorConfig, StatNNPredictorConfig
-from ..analysis.plots import plot_predictions
 from ..metrics import regression_metrics
 from ..zoo.config import ZooConfig
 from . import generate_zoo, train
@@ -188,4 +187,4 @@ def _report(out: Path, results: dict) -> None:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

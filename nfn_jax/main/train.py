@@ -21,6 +21,7 @@ from levanter.trainer import Trainer, TrainerConfig
 from levanter.utils.jax_utils import parameter_count
 
 from common_jax.data import EpochShuffledDataset
+from common_jax.launch import run_main
 from common_jax.training.run_setup import default_trainer_config, ensure_json_tracker, metrics_jsonl, run_dir
 
 from ..data import SPLIT_NAMES, PredictorDataset, PredictorSplit, split_indices, take
@@ -173,4 +174,4 @@ def main(config: TrainPredictorConfig) -> dict:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

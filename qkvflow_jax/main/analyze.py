@@ -13,7 +13,6 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
-import levanter
 from levanter.models.lm_model import LmConfig
 from levanter.optim import AdamConfig, OptimizerConfig
 from levanter.trainer import TrainerConfig
@@ -21,10 +20,11 @@ from levanter.trainer import TrainerConfig
 import qkvflow_jax  # noqa: F401  (registers the qkvflow LmConfig subclasses)
 from common_jax.checkpoints import load_model
 from common_jax.data.lm import LmCorpusConfig
+from common_jax.launch import run_main
 from common_jax.training.run_setup import default_trainer_config
 
-from ..analysis.run import prompt_from_text, run_analyses
 from ..analysis.lyapunov import ANALYSIS_GRIDS
+from ..analysis.run import prompt_from_text, run_analyses
 from ..config import DiffEqFormerConfig
 from ..evaluation import vocab_axis
 
@@ -67,4 +67,4 @@ def main(config: AnalyzeConfig) -> dict:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

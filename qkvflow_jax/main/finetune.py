@@ -25,8 +25,14 @@ from levanter.utils.jax_utils import parameter_count
 import qkvflow_jax  # noqa: F401  (registers the qkvflow LmConfig subclasses)
 from common_jax.checkpoints import load_model
 from common_jax.data.lm import LmCorpusConfig
-from common_jax.training.run_setup import (default_trainer_config, ensure_json_tracker, last_metrics, metrics_jsonl,
-                                          run_dir)
+from common_jax.launch import run_main
+from common_jax.training.run_setup import (
+    default_trainer_config,
+    ensure_json_tracker,
+    last_metrics,
+    metrics_jsonl,
+    run_dir,
+)
 
 from ..config import DiffEqFormerConfig
 from ..discrete import LORA_INITS, add_lora, discretise, trainable_filter
@@ -113,4 +119,4 @@ def main(config: FinetuneConfig) -> dict:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

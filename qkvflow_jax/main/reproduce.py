@@ -18,10 +18,9 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
-import levanter
 
 from common_jax.checkpoints import load_model
-from common_jax.launch import parse_config
+from common_jax.launch import parse_config, run_main
 from common_jax.plotting import metric_series
 
 from ..analysis.plots import plot_curves
@@ -130,4 +129,4 @@ def main(config: ReproduceConfig) -> dict:
 
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)

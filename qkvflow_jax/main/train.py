@@ -7,12 +7,12 @@ This is ``common_jax.main.train_lm`` with the qkvflow models registered in levan
 baseline), or levanter's ``gpt2`` / ``llama``.
 """
 
-import levanter
 
 import qkvflow_jax  # noqa: F401  (registers the qkvflow LmConfig subclasses)
+from common_jax.launch import run_main
 from common_jax.main.train_lm import TrainLmConfig, main
 
 __all__ = ["TrainLmConfig", "main"]
 
 if __name__ == "__main__":
-    levanter.config.main(main)()
+    run_main(main)
