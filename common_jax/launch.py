@@ -56,7 +56,7 @@ def run_main(main: Callable[[Any], T], argv: list[str] | None = None) -> T:
     config_path = _config_path_arg(argv)
     try:
         _check_config_file(config_path)
-        config = _parse(config_cls, argv)
+        config = _parse(config_cls, argv, _choice_names(argv, config_path))
         return main(config)
     except (ConfigError, _LaunchError) as e:
         if debug:
@@ -124,7 +124,24 @@ def _similar_files(file: Path) -> list[str]:
     return [str(folder / n) for n in difflib.get_close_matches(file.name, names, n=2, cutoff=0.6)]
 
 
-def _parse(config_cls: type, argv: list[str]):
+def _choice_names(argv: list[str], config_path: str | None) -> Callable[[list[str]], str | None]:
+    """``prefix -> type`` of a choice field (``model: {type: crate}``) as the command line or the YAML sets it."""
+    loaded = yaml.safe_load(Path(config_path).read_text()) if config_path else None
+
+    def chosen(prefix: list[str]) -> str | None:
+        flag = "--" + ".".join(prefix + ["type"])
+        for i, arg in enumerate(argv):
+            if arg == flag and i + 1 < len(argv):
+                return argv[i + 1]
+        node = loaded
+        for name in prefix:
+            node = node.get(name) if isinstance(node, dict) else None
+        return node.get("type") if isinstance(node, dict) else None
+
+    return chosen
+
+
+def _parse(config_cls: type, argv: list[str], chosen: Callable[[list[str]], str | None]):
     usage = io.StringIO()
     try:
         with contextlib.redirect_stderr(usage):
@@ -133,9 +150,9 @@ def _parse(config_cls: type, argv: list[str]):
         if e.code in (0, None):
             sys.stderr.write(usage.getvalue())
             raise
-        raise _LaunchError(_argparse_message(usage.getvalue(), config_cls)) from None
+        raise _LaunchError(_argparse_message(usage.getvalue(), config_cls, chosen)) from None
     except DecodingError as e:
-        raise _LaunchError(_decoding_message(e, config_cls)) from e
+        raise _LaunchError(_decoding_message(e, config_cls, chosen)) from e
     except ParsingError as e:
         cause = e.__cause__
         if cause is not None and not isinstance(cause, (ParsingError, yaml.YAMLError)):
@@ -145,33 +162,33 @@ def _parse(config_cls: type, argv: list[str]):
         raise _LaunchError(f"{e}") from e
 
 
-def _argparse_message(printed: str, config_cls: type) -> str:
+def _argparse_message(printed: str, config_cls: type, chosen) -> str:
     lines = [line for line in printed.strip().splitlines() if line.strip()]
     message = lines[-1].split("error:", 1)[-1].strip() if lines else "could not parse the command line"
     unknown = re.findall(r"--([\w.]+)", message) if "unrecognized arguments" in message else []
-    hints = [_field_hint(config_cls, name.split(".")) for name in unknown]
+    hints = [_field_hint(config_cls, name.split("."), chosen) for name in unknown]
     return "; ".join([f"command line: {message}"] + [h for h in hints if h])
 
 
-def _decoding_message(e: DecodingError, config_cls: type) -> str:
+def _decoding_message(e: DecodingError, config_cls: type, chosen) -> str:
     path = list(e.key_path)
     match = re.search(r"The fields (.*) are not valid for (\w+)", e.message)
     if match:
         names = re.findall(r"`([^`]+)`", match.group(1)) or [match.group(1)]
-        hints = [_field_hint(config_cls, path + [name], match.group(2)) for name in names]
+        hints = [_field_hint(config_cls, path + [name], chosen) for name in names]
         where = ".".join(path) or "the top level"
         return f"unknown field{'s' if len(names) > 1 else ''} {', '.join('.'.join(path + [n]) for n in names)} " \
                f"(not a field of {where})" + "".join(f"; {h}" for h in hints if h)
     return f"field {'.'.join(path)}: {e.message}" if path else e.message
 
 
-def _field_hint(config_cls: type, path: list[str], leaf_class_name: str | None = None) -> str:
+def _field_hint(config_cls: type, path: list[str], chosen: Callable[[list[str]], str | None]) -> str:
     """'did you mean model.hidden_dim?' for the first name of ``path`` that is not a field, or the valid fields
-    there. A choice field (``model: {type: ...}``) is looked up in the class named ``leaf_class_name`` if given,
+    there. A choice field (``model: {type: ...}``) is looked up in the class its ``type`` selects (``chosen``),
     else in its default choice."""
     cls: Any = config_cls
     for depth, name in enumerate(path):
-        cls = _concrete(cls, leaf_class_name if depth == len(path) - 1 else None)
+        cls = _concrete(cls, chosen(path[:depth]))
         if not dataclasses.is_dataclass(cls):
             return ""
         valid = [f.name for f in dataclasses.fields(cls)]
@@ -185,14 +202,13 @@ def _field_hint(config_cls: type, path: list[str], leaf_class_name: str | None =
     return ""
 
 
-def _concrete(cls: Any, class_name: str | None) -> Any:
-    """A ChoiceRegistry base resolved to the registered class called ``class_name``, or to its default choice."""
+def _concrete(cls: Any, choice: str | None) -> Any:
+    """A ChoiceRegistry base resolved to the class registered as ``choice``, or to its default choice."""
     if not (isinstance(cls, type) and issubclass(cls, ChoiceRegistry)):
         return cls
     choices = cls.get_known_choices()
-    by_name = {c.__name__: c for c in choices.values()}
-    if class_name in by_name:
-        return by_name[class_name]
+    if choice in choices:
+        return choices[choice]
     default = cls.default_choice_name()
     return choices.get(default, cls) if default else cls
 

@@ -113,7 +113,7 @@ def test_imported_checkpoint_initialises_fine_tuning(tmp_path):
 
 @pytest.mark.slow
 def test_reproduction_reaches_the_spec_threshold(tmp_path):
-    headline = reproduce.run_demo(tmp_path / "crate", quick=False)
+    headline = reproduce.run_demo(tmp_path / "crate", "full")
     results = json.loads((tmp_path / "crate" / "results.json").read_text())
     assert results["crate_test_accuracy"] >= 0.95
     assert results["crate_params"] == 55_690 and len(results["layers"]) == len(results["layers_at_init"]) == 4
