@@ -5,8 +5,8 @@ parses the YAML and ``--dotted.field value`` overrides into ``cls``, raising an 
 
 ``run_main(main)`` is every entry point's ``if __name__ == "__main__"`` line. It parses ``sys.argv`` the same
 way and calls ``main(config)``; a launch error (a config path that is missing or not YAML, an unknown key, a
-value of the wrong type, an impossible shape, or a :class:`ConfigError` raised by the main before it starts
-work) prints one short message naming the file or field and the fix, and exits with status 2, without a
+value of the wrong type, an impossible shape, a :class:`ConfigError` raised by the main before it starts work, or
+a ``FileNotFoundError`` such as a missing checkpoint path) prints one short message naming the file or field and the fix, and exits with status 2, without a
 traceback. ``--debug`` on the command line (or ``LAUNCH_DEBUG=1`` in the environment) lets the original
 exception through with its traceback.
 """
@@ -58,7 +58,7 @@ def run_main(main: Callable[[Any], T], argv: list[str] | None = None) -> T:
         _check_config_file(config_path)
         config = _parse(config_cls, argv, _choice_names(argv, config_path))
         return main(config)
-    except (ConfigError, _LaunchError) as e:
+    except (ConfigError, FileNotFoundError, _LaunchError) as e:  # a missing data set or checkpoint path included
         if debug:
             raise
         where = f" in {config_path}" if config_path and Path(config_path).is_file() else ""

@@ -16,6 +16,7 @@ from PIL import Image
 from haliax import Axis, NamedArray
 from levanter.data import AsyncDataset
 
+from ..launch import ConfigError
 from .embedded import embedded_path
 
 Height, Width, Channel = "height", "width", "channel"
@@ -251,6 +252,6 @@ class ImageDataConfig:
             num_classes = builder.info.features[self.label_key].num_classes
         image_shape = tuple(np.asarray(train[0][0]).shape)
         if len(self.mean) not in (1, image_shape[-1]):
-            raise ValueError(f"data.mean has {len(self.mean)} entries but the images have {image_shape[-1]} channels")
+            raise ConfigError(f"data.mean has {len(self.mean)} entries but the images have {image_shape[-1]} channels")
         make = lambda src: ImageClassificationDataset(src, self.mean, self.std)  # noqa: E731
         return ImageSplits(make(train), make(test), image_shape, num_classes)

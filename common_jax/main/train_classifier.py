@@ -21,7 +21,7 @@ from levanter.utils.jax_utils import parameter_count
 
 from ..data.augment import AugmentConfig
 from ..data.images import EpochShuffledDataset, ImageDataConfig
-from ..launch import run_main
+from ..launch import ConfigError, run_main
 from ..models.classifier_config import ImageClassifierConfig
 from ..models.vit import ViTConfig
 from ..training.classification import classification_loss, evaluate_classifier
@@ -53,11 +53,11 @@ def abstract_model(config: TrainClassifierConfig) -> eqx.Module:
 def check_model_matches_data(model: ImageClassifierConfig, image_shape: tuple[int, int, int], num_classes: int) -> None:
     height, width, channels = image_shape
     if (height, width) != (model.image_size, model.image_size):
-        raise ValueError(f"model.image_size is {model.image_size} but the data's images are {height}x{width}")
+        raise ConfigError(f"model.image_size is {model.image_size} but the data's images are {height}x{width}")
     if channels != model.num_channels:
-        raise ValueError(f"model.num_channels is {model.num_channels} but the data's images have {channels}")
+        raise ConfigError(f"model.num_channels is {model.num_channels} but the data's images have {channels}")
     if num_classes != model.num_classes:
-        raise ValueError(f"model.num_classes is {model.num_classes} but the data has {num_classes} classes")
+        raise ConfigError(f"model.num_classes is {model.num_classes} but the data has {num_classes} classes")
 
 
 def main(config: TrainClassifierConfig) -> dict[str, float]:

@@ -23,7 +23,7 @@ from levanter.trainer import Trainer, TrainerConfig
 from levanter.utils.jax_utils import parameter_count
 
 from ..data.lm import LmCorpusConfig
-from ..launch import run_main
+from ..launch import ConfigError, run_main
 from ..training.run_setup import default_trainer_config, ensure_json_tracker, last_metrics, metrics_jsonl, run_dir
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def main(config: TrainLmConfig) -> dict[str, float]:
         Vocab = round_axis_for_partitioning(Axis("vocab", len(tokenizer)), config.trainer.parameter_axis_mapping)
     eval_sets = data.tagged_eval_sets(Pos)
     if not eval_sets:
-        raise ValueError(f"the corpus {config.data.name!r} has no validation split to evaluate on")
+        raise ConfigError(f"the corpus {config.data.name!r} has no validation split to evaluate on")
     max_eval_examples = None
     if config.trainer.max_eval_batches is not None:
         max_eval_examples = config.trainer.max_eval_batches * config.trainer.eval_batch_size
