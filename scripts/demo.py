@@ -70,8 +70,11 @@ class Progress:
         self.total = sum(self.expected.values())
         self.done_expected = 0.0  # expected seconds of the finished jobs
         self.done_actual = 0.0  # their actual seconds
+        self.last_draw = 0.0
+        # Redirected to a file, the bar is redrawn every 30 s instead of every 0.1 s.
         self.bar = tqdm(total=100, unit="%", dynamic_ncols=True, file=sys.stdout,
-                        bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} elapsed, {postfix}")
+                        mininterval=0.1 if sys.stdout.isatty() else 30.0,
+                        bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} elapsed{postfix}")
 
     def update(self, job: Job, index: int, count: int, job_elapsed: float) -> None:
         speed = self.done_actual / self.done_expected if self.done_expected else 1.0
@@ -82,7 +85,9 @@ class Progress:
         self.bar.set_description_str(f"[{index + 1}/{count}] {job.name}")
         self.bar.set_postfix_str(f"about {_clock(left)} left", refresh=False)
         self.bar.n = round(100 * (self.done_expected + fraction * self.expected[job.name]) / self.total, 1)
-        self.bar.refresh()
+        if time.time() - self.last_draw >= self.bar.mininterval:
+            self.bar.refresh()
+            self.last_draw = time.time()
 
     def finish(self, job: Job, seconds: float, line: str) -> None:
         self.done_expected += self.expected[job.name]
