@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -149,6 +150,14 @@ def _report(out: Path, preset: str, jobs: list[Job], results: dict[str, dict], s
     return path
 
 
+def copy_headline_figures(results: dict[str, dict], out: Path, target: Path) -> None:
+    """Copies each successful job's first figure (relative to ``out``) to ``target/<job>.png``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name, result in results.items():
+        if result["ok"] and result.get("figures"):
+            shutil.copyfile(out / result["figures"][0], target / f"{name}.png")
+
+
 def run(jobs: list[Job], out: Path, preset: str) -> dict[str, dict]:
     out = out.absolute()
     out.mkdir(parents=True, exist_ok=True)
@@ -176,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=PRESETS, default="demo")
     parser.add_argument("--out", default="reports/demo")
     parser.add_argument("--jobs", default=None, help="comma-separated subset of: " + ", ".join(j.name for j in JOBS))
+    parser.add_argument("--copy_figures", default=None, metavar="DIR",
+                        help="also copy each job's headline figure to DIR/<job>.png (the README's figures)")
     args = parser.parse_args(argv)
     jobs = [job for job in JOBS if args.preset in job.presets]
     if args.jobs:
@@ -188,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.preset not in job.presets:
                 parser.error(f"job {job.name} runs only at preset(s) {', '.join(job.presets)}")
     results = run(jobs, Path(args.out), args.preset)
+    if args.copy_figures:
+        copy_headline_figures(results, Path(args.out), Path(args.copy_figures))
     return 0 if all(r["ok"] for r in results.values()) else 1
 
 

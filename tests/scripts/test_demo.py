@@ -45,6 +45,8 @@ def test_report_opens_with_the_cross_paper_table(demo, tmp_path):
     assert table[2].startswith("| A broken paper (2025) | failed: see broken.log |")
     assert "![curve](fake/curve.png)" in report and "[fake/report.md](fake/report.md)." in " ".join(report)
     assert set(json.loads((tmp_path / "out" / "summary.json").read_text())) == {"fake", "broken"}
+    demo.copy_headline_figures(results, tmp_path / "out", tmp_path / "figures")
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["fake.png"]
 
 
 def test_every_paper_job_runs_at_every_preset_and_names_a_real_module(demo):
