@@ -9,7 +9,8 @@ minima (the least-disturbed run of each), the medians are reported beside them.
 
 :func:`environment` records what decides a figure: ``os.getloadavg()`` before and after, the CPU count, the JAX
 backend and device, the package versions. :func:`write_result` prints the benchmark's JSON and writes it to
-``bench/results/<name>.json``; ``bench/README.md`` quotes the latest of these files.
+``bench/results/<name>.json`` (or to ``$BENCH_RESULTS/<name>.json``: the GPU suite keeps its results apart that
+way); ``bench/README.md`` quotes the latest of these files through ``bench/report.py``.
 """
 
 import datetime
@@ -17,14 +18,20 @@ import importlib.metadata
 import json
 import os
 import platform
+import shlex
 import statistics
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS_ENV = "BENCH_RESULTS"  # overrides RESULTS, e.g. bench/results/gpu for the GPU suite's stages
 PACKAGES = ("jax", "jaxlib", "equinox", "marin-haliax", "marin-levanter", "optax", "diffrax", "numpy", "torch",
             "transformers", "timm", "pot")
+CPU_ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_bf16",
+                 "amx_tile")
 
 
 def interleaved(work: dict[str, Callable[[], Any]], *, repeats: int = 7, warmup: int = 1) -> dict[str, dict]:
@@ -58,12 +65,31 @@ def median_ratio(timings: dict[str, dict], numerator: str, denominator: str) -> 
     return timings[numerator]["median_s"] / timings[denominator]["median_s"]
 
 
+def cpu_description() -> dict[str, Any]:
+    """The CPU's model name, family/model/stepping and vector-ISA flags (from /proc/cpuinfo, where there is one)
+    and how many CPUs this process may run on (its affinity, which also sizes XLA's thread pool)."""
+    info: dict[str, Any] = {"schedulable_cpus": len(os.sched_getaffinity(0))}
+    try:
+        first = Path("/proc/cpuinfo").read_text().split("\n\n", 1)[0]
+    except OSError:
+        return info
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    flags = set(fields.get("flags", "").split())
+    info["model_name"] = fields.get("model name")
+    info["family_model_stepping"] = [fields.get("cpu family"), fields.get("model"), fields.get("stepping")]
+    info["isa_flags"] = [f for f in CPU_ISA_FLAGS if f in flags]
+    return info
+
+
 def environment() -> dict[str, Any]:
-    """What the machine was and how loaded it was: date, host, CPUs, load average, JAX backend/devices, versions."""
+    """What the machine was and how loaded it was: date, command, host, CPU, load average, JAX backend/devices,
+    versions."""
     env: dict[str, Any] = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["python", _repo_relative(sys.argv[0]), *sys.argv[1:]]),
         "platform": platform.platform(), "processor": platform.machine(), "python": platform.python_version(),
-        "cpu_count": os.cpu_count(), "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "cpu_count": os.cpu_count(), "cpu": cpu_description(), "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
     try:
         import jax
@@ -82,16 +108,24 @@ def environment() -> dict[str, Any]:
     return env
 
 
+def _repo_relative(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(RESULTS.parents[1]))
+    except ValueError:
+        return path
+
+
 def write_result(name: str, payload: dict[str, Any], env_before: dict[str, Any]) -> Path:
     """Print ``payload`` as JSON with the environment (load before and after the timing) and write it to
-    ``bench/results/<name>.json``; returns the path."""
+    ``bench/results/<name>.json`` (``$BENCH_RESULTS/<name>.json`` when that is set); returns the path."""
     after = environment()
     record = {"benchmark": name, **payload,
               "environment": {**env_before, "loadavg_1_5_15_after": after["loadavg_1_5_15"]}}
     text = json.dumps(record, indent=2)
     print(text, flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    folder = Path(os.environ.get(RESULTS_ENV) or RESULTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(text + "\n")
     return path
 

@@ -3,11 +3,12 @@
 Shared by the train-step benchmarks in this folder (ViT, CRATE, DiffEqFormer against their baselines).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -22,12 +23,16 @@ class TrainStepWork:
     peak_bytes: int | None
 
 
-def train_step_work(loss_fn, model, batch, steps: int, learning_rate: float = 1e-3) -> TrainStepWork:
+def train_step_work(loss_fn, model, batch, steps: int, learning_rate: float = 1e-3,
+                    compiler_options: dict[str, str | bool] | None = None) -> TrainStepWork:
     """Compile one AdamW step (``donate="all-except-first"``) and return it as a unit of ``steps`` steps.
 
     The model and optimizer state carry over from call to call, as in training; compilation happens here, so
-    ``timing.interleaved``'s warm-up calls only run steps."""
+    ``timing.interleaved``'s warm-up calls only run steps. ``compiler_options`` are XLA debug options for this
+    compilation only (e.g. ``{"xla_cpu_enable_platform_dependent_math": False}``), so two variants of one step
+    can be timed in the same process. The step donates its own copy of ``model``; the caller's stays usable."""
     optimizer = optax.adamw(learning_rate)
+    model = jax.tree.map(lambda x: jnp.copy(x) if eqx.is_array(x) else x, model)
     state = {"model": model, "opt_state": optimizer.init(eqx.filter(model, eqx.is_inexact_array))}
 
     @eqx.filter_jit(donate="all-except-first")
@@ -36,7 +41,7 @@ def train_step_work(loss_fn, model, batch, steps: int, learning_rate: float = 1e
         updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
         return eqx.apply_updates(model, updates), opt_state, loss
 
-    compiled = step.lower(batch, state["model"], state["opt_state"]).compile()
+    compiled = step.lower(batch, state["model"], state["opt_state"]).compile(compiler_options)
 
     def run() -> None:
         loss = None

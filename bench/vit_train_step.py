@@ -17,7 +17,7 @@ import numpy as np
 from haliax import Axis
 from levanter.models.gpt2 import Gpt2Config
 from levanter.models.lm_model import LmExample
-from timing import environment, interleaved, ratio, summarise, write_result
+from timing import environment, interleaved, median_ratio, ratio, summarise, write_result
 from train_step_timing import train_step_work
 
 from common_jax.data.images import ImageExample
@@ -42,7 +42,7 @@ def main():
         label=hax.named(jnp.asarray(rng.integers(0, 10, args.batch), jnp.int32), (Batch,)),
         weight=hax.ones(Batch),
     )
-    vit_loss = lambda m, b: classification_loss(m, b)[0]  # noqa: E731
+    vit_loss = lambda m, b: classification_loss(m, b)[0]
     vit_work = train_step_work(vit_loss, vit.build(key=jax.random.PRNGKey(0)), images, args.steps)
 
     gpt2 = Gpt2Config(max_seq_len=vit.Pos.size, hidden_dim=64, num_layers=4, num_heads=4, mlp_scale=2,
@@ -50,7 +50,7 @@ def main():
     Pos, Vocab = gpt2.max_Pos, Axis("vocab", 10)
     tokens = hax.named(jnp.asarray(rng.integers(0, 10, (args.batch, Pos.size)), jnp.int32), (Batch, Pos))
     example = hax.vmap(LmExample.causal, Batch)(tokens)
-    gpt2_loss = lambda m, ex: m.compute_next_token_loss(ex, reduction=hax.mean).scalar()  # noqa: E731
+    gpt2_loss = lambda m, ex: m.compute_next_token_loss(ex, reduction=hax.mean).scalar()
     gpt2_work = train_step_work(gpt2_loss, gpt2.build(Vocab, key=jax.random.PRNGKey(0)), example, args.steps)
 
     timings = interleaved({"vit": vit_work.run, "gpt2": gpt2_work.run}, repeats=args.repeats)
@@ -63,6 +63,7 @@ def main():
         "baseline": {"name": "levanter gpt2, same width/depth/heads/mlp/tokens",
                      "step_ms": round(1e3 * gpt2_seconds, 2), "sequences_per_s": round(args.batch / gpt2_seconds, 1)},
         "ratio_vit_over_baseline_throughput": round(ratio(timings, "gpt2", "vit"), 3),
+        "median_ratio_vit_over_baseline_throughput": round(median_ratio(timings, "gpt2", "vit"), 3),
         "timings": summarise(timings),
     }, env)
 
