@@ -2,8 +2,10 @@
 
 ``input_ids [..., position] -> logits [..., position, vocab]``. Reuses the project's :class:`Attention`
 (separate Q/K/V/O) and :class:`Mlp`. Embeddings: word + position + token type, then LayerNorm and dropout;
-block: ``x = ln1(x + attn(x))``, ``x = ln2(x + mlp(x))``; MLM head: dense -> GELU -> LayerNorm -> decoder
-tied to the word embeddings plus a vocabulary bias (HF ``BertForMaskedLM``'s layout).
+block: ``x = ln1(x + attn(x))``, ``x = ln2(x + mlp(x))``; MLM head: dense -> activation -> LayerNorm -> decoder
+tied to the word embeddings plus a vocabulary bias (HF ``BertForMaskedLM``'s layout). HF BERT uses one
+``hidden_act`` in both places; the defaults here (``gelu_tanh`` in the blocks, exact ``gelu`` in the head) are the
+project's original choice, kept so that existing runs reproduce.
 """
 
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from haliax.nn.scan import Stacked
 
 from .attention import Attention
 from .encoder_shape import EncoderShape
-from .mlp import Mlp
+from .mlp import ACTIVATIONS, Mlp, check_activation
 
 
 @dataclass(frozen=True)
@@ -31,12 +33,16 @@ class BertConfig(EncoderShape):
     num_heads: int = 4
     mlp_dim: int = 512
     dropout: float = 0.0
+    activation: str = "gelu_tanh"  # of the block MLPs: gelu (exact erf) | gelu_tanh | quick_gelu | relu
+    head_activation: str = "gelu"  # of the MLM head's transform, same choices
     layer_norm_eps: float = 1e-12
     init_std: float = 0.02  # of the embedding tables
     gradient_checkpointing: bool = False
 
     def __post_init__(self):
         self.check_encoder_shape(("vocab_size", "max_position", "type_vocab_size"))
+        check_activation("model.activation", self.activation)
+        check_activation("model.head_activation", self.head_activation)
 
     Vocab = property(lambda self: Axis("vocab", self.vocab_size))
     Pos = property(lambda self: Axis("position", self.max_position))
@@ -83,7 +89,7 @@ class BertLayer(eqx.Module):
         return BertLayer(
             Attention.init(config.Embed, config.Heads, config.HeadSize, dropout=config.dropout, key=k_attn),
             hnn.LayerNorm.init(config.Embed, eps=config.layer_norm_eps),
-            Mlp.init(config.Embed, config.Mlp, dropout=config.dropout, key=k_mlp),
+            Mlp.init(config.Embed, config.Mlp, activation=config.activation, dropout=config.dropout, key=k_mlp),
             hnn.LayerNorm.init(config.Embed, eps=config.layer_norm_eps),
             hnn.Dropout(config.dropout),
         )
@@ -132,7 +138,7 @@ class BertMlm(eqx.Module):
     def head(self, hidden: NamedArray) -> NamedArray:
         """MLM logits ``[..., position, vocab]`` of hidden states."""
         h = self.transform(hidden).rename({"embed_out": "embed"})
-        h = self.transform_ln(hnn.gelu(h, approximate=False))
+        h = self.transform_ln(ACTIVATIONS[self.config.head_activation](h))
         return hax.dot(h, self.embeddings.word, axis="embed") + self.decoder_bias
 
     def __call__(self, input_ids: NamedArray, attention_mask: NamedArray | None = None,

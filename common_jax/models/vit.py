@@ -1,7 +1,8 @@
 """Vision Transformer (Dosovitskiy et al. 2021), pre-LayerNorm, with haliax named axes.
 
 ``images [..., height, width, channel] -> logits [..., classes]``. The parameter axes (``embed``, ``heads``,
-``mlp``, ``layers``) are the ones levanter's axis mappings shard.
+``mlp``, ``layers``) are the ones levanter's axis mappings shard. ``num_classes: 0`` builds a headless encoder
+(as timm's ``num_classes=0``): the call returns the pooled, final-LayerNormed features ``[..., embed]``.
 """
 
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from haliax.nn.scan import Stacked
 from .attention import Attention
 from .classifier_config import ImageClassifierConfig
 from .encoder_shape import EncoderShape
-from .mlp import Mlp
+from .mlp import Mlp, check_activation
 from .patch_embedding import PatchEmbedding
 
 POOLINGS = ("cls", "mean", "mean_patches")
@@ -29,23 +30,27 @@ class ViTConfig(ImageClassifierConfig, EncoderShape):
     image_size: int = 28
     patch_size: int = 4
     num_channels: int = 1
-    num_classes: int = 10
+    num_classes: int = 10  # 0: no head, the model returns its features
     hidden_dim: int = 64
     num_layers: int = 4
     num_heads: int = 4
     mlp_dim: int = 128
     dropout: float = 0.0
     pool: str = "cls"
+    activation: str = "gelu_tanh"  # of the MLP: gelu (exact erf) | gelu_tanh | quick_gelu | relu
     layer_norm_eps: float = 1e-5
     init_std: float = 0.02  # of the cls token and position embeddings
     gradient_checkpointing: bool = False
 
     def __post_init__(self):
-        self.check_encoder_shape(("image_size", "patch_size", "num_channels", "num_classes"))
+        self.check_encoder_shape(("image_size", "patch_size", "num_channels"))
+        if self.num_classes < 0:
+            raise ValueError(f"model.num_classes must be >= 0 (0: headless), got {self.num_classes}")
         if self.image_size % self.patch_size:
             raise ValueError(f"model.patch_size ({self.patch_size}) must divide model.image_size ({self.image_size})")
         if self.pool not in POOLINGS:
             raise ValueError(f"model.pool must be one of {POOLINGS}, got {self.pool!r}")
+        check_activation("model.activation", self.activation)
 
     Channels = property(lambda self: Axis("channel", self.num_channels))
     Classes = property(lambda self: Axis("classes", self.num_classes))
@@ -71,7 +76,7 @@ class ViTBlock(eqx.Module):
             hnn.LayerNorm.init(config.Embed, eps=config.layer_norm_eps),
             Attention.init(config.Embed, config.Heads, config.HeadSize, dropout=config.dropout, key=k_attn),
             hnn.LayerNorm.init(config.Embed, eps=config.layer_norm_eps),
-            Mlp.init(config.Embed, config.Mlp, dropout=config.dropout, key=k_mlp),
+            Mlp.init(config.Embed, config.Mlp, activation=config.activation, dropout=config.dropout, key=k_mlp),
         )
 
     def __call__(self, x: NamedArray, *, key=None) -> NamedArray:
@@ -88,7 +93,7 @@ class ViT(eqx.Module):
     embed_dropout: hnn.Dropout
     blocks: Stacked[ViTBlock]
     ln_final: hnn.LayerNorm
-    head: hnn.Linear  # embed -> classes
+    head: hnn.Linear | None  # embed -> classes; None when num_classes is 0
 
     @staticmethod
     def init(config: ViTConfig, *, key) -> "ViT":
@@ -104,7 +109,7 @@ class ViT(eqx.Module):
             hnn.Dropout(config.dropout),
             blocks,
             hnn.LayerNorm.init(config.Embed, eps=config.layer_norm_eps),
-            hnn.Linear.init(In=config.Embed, Out=config.Classes, key=k_head),
+            hnn.Linear.init(In=config.Embed, Out=config.Classes, key=k_head) if config.num_classes else None,
         )
 
     def embed(self, images: NamedArray, *, key=None) -> NamedArray:
@@ -133,4 +138,6 @@ class ViT(eqx.Module):
         return self.ln_final(pooled)
 
     def __call__(self, images: NamedArray, *, key=None) -> NamedArray:
-        return self.head(self.features(images, key=key))
+        """Logits ``[..., classes]``, or the features ``[..., embed]`` of a headless model."""
+        features = self.features(images, key=key)
+        return features if self.head is None else self.head(features)

@@ -47,8 +47,12 @@ def measure_layers(model, images, *, measure_point: str = "mssa_input", eps: flo
         rates.append(np.asarray(per_head_coding_rate(projection.rearrange(("layers", Batch.name, ...)), eps)))
         z = trace.z_next.rearrange(("layers", Batch.name, "position", "embed")).array
         zeros.append(np.asarray(zero_fraction(z)))
-    per_head = np.concatenate(rates, axis=1)  # [layers, images, heads]
-    nonzero = 1.0 - np.concatenate(zeros, axis=1)  # [layers, images]
+    return layer_stats(np.concatenate(rates, axis=1), 1.0 - np.concatenate(zeros, axis=1))
+
+
+def layer_stats(per_head: np.ndarray, nonzero: np.ndarray) -> list[LayerStats]:
+    """One :class:`LayerStats` per layer of per-image coding rates ``[layers, images, heads]`` (summed over heads)
+    and non-zero fractions ``[layers, images]``."""
     total = per_head.sum(-1)
     ddof = 1 if total.shape[1] > 1 else 0
     return [

@@ -1,4 +1,4 @@
-"""Measure one or more CRATE models on the same images and write ``layers.json`` plus the PNG figures."""
+"""Measure one or more CRATE models (or ViTs) on the same images and write ``layers.json`` plus the PNG figures."""
 
 import json
 from pathlib import Path
@@ -10,6 +10,8 @@ import numpy as np
 from .coding_rate import DEFAULT_EPS
 from .layerwise import measure_layers
 from .plots import plot_cls_attention, plot_layer_curves
+from .token_rate import BLOCK_OUTPUT, measure_vit_layers
+from .token_rate import LABELS as VIT_LABELS
 
 
 def first_images(dataset, n: int):
@@ -40,6 +42,21 @@ def measure_and_plot(models: dict, images, raw_images: np.ndarray, out_dir: str 
     last = list(models.values())[-1]
     k = min(attention_images, len(raw_images))
     plot_cls_attention(last, images["batch", :k], raw_images[:k], out_dir / "attention_maps.png")
+    return _write_layers_json(out_dir, curves, measure_point, eps, images, extra)
+
+
+def measure_vits_and_plot(models: dict, images, out_dir: str | Path, *, eps: float = DEFAULT_EPS, title: str = "",
+                          extra: dict | None = None) -> dict:
+    """Per-layer coding rate R(Z) and non-zero fraction of the block outputs of every ViT in ``models`` (label ->
+    ``common_jax.models.ViT``, e.g. imported from timm or HF) on ``images``: ``out_dir/layers.json`` (measure point
+    ``block_output``), ``coding_rate.png`` and ``sparsity.png``. Returns the JSON dict."""
+    out_dir = Path(out_dir)
+    curves = {label: measure_vit_layers(model, images, eps=eps) for label, model in models.items()}
+    plot_layer_curves(curves, out_dir, title=title, ylabels=VIT_LABELS)
+    return _write_layers_json(out_dir, curves, BLOCK_OUTPUT, eps, images, extra)
+
+
+def _write_layers_json(out_dir: Path, curves: dict, measure_point: str, eps: float, images, extra) -> dict:
     result = {"measure_point": measure_point, "eps": eps, "num_images": int(images.axes[0].size),
               **(extra or {}), "curves": {label: [s.as_dict() for s in stats] for label, stats in curves.items()}}
     (out_dir / "layers.json").write_text(json.dumps(result, indent=2))

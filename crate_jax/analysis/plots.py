@@ -11,14 +11,18 @@ import numpy as np  # noqa: E402
 
 from .layerwise import LayerStats  # noqa: E402
 
+CRATE_LABELS = ("coding rate R^c (sum over heads)", "non-zero fraction of the ISTA output")
 
-def plot_layer_curves(curves: dict[str, list[LayerStats]], out_dir: str | Path, title: str = "") -> list[Path]:
-    """``coding_rate.png`` (R^c mean +- std per layer) and ``sparsity.png`` (non-zero fraction of the ISTA
-    output, mean +- std), one curve per entry of ``curves`` (e.g. ``{"init": ..., "trained": ...}``)."""
+
+def plot_layer_curves(curves: dict[str, list[LayerStats]], out_dir: str | Path, title: str = "",
+                      ylabels: tuple[str, str] = CRATE_LABELS) -> list[Path]:
+    """``coding_rate.png`` (coding rate mean +- std per layer) and ``sparsity.png`` (non-zero fraction, mean +-
+    std), one curve per entry of ``curves`` (e.g. ``{"init": ..., "trained": ...}``); ``ylabels`` say which
+    quantities (default: CRATE's R^c and ISTA output)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    panels = [("coding_rate.png", "coding rate R^c (sum over heads)", "coding_rate_mean", "coding_rate_std"),
-              ("sparsity.png", "non-zero fraction of the ISTA output", "nonzero_fraction", "nonzero_fraction_std")]
+    panels = [("coding_rate.png", ylabels[0], "coding_rate_mean", "coding_rate_std"),
+              ("sparsity.png", ylabels[1], "nonzero_fraction", "nonzero_fraction_std")]
     paths = []
     for name, ylabel, mean_key, std_key in panels:
         fig, ax = plt.subplots(figsize=(5, 3.6))
