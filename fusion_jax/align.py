@@ -1,69 +1,108 @@
 """The per-layer alignment primitive (spec fusion.md §2) shared by every model family's flow graph.
 
-A coupling ``T [n_A, n_B]`` on an edge moves model A's tensors into the anchor B's basis:
-``rows(x, T) = S^T x`` for what lives in the basis (weight rows, biases, LayerNorm parameters, CLS,
-embedding columns) and ``cols(W, T) = W R`` for what consumes it (input columns), with ``S = n_B T``,
-``R = n_A T`` (§9; ``reference_normalisation`` uses ``n_A T`` for both).
+A transport map ``T~ [n_A, n_B]`` (``fusion_jax.transport``: ``n_A T``, float32) on an edge moves model A's
+tensors into the anchor B's basis: ``rows(x, T~) = S^T x`` for what lives in the basis (weight rows, biases,
+LayerNorm parameters, CLS, embedding columns) and ``cols(W, T~) = W R`` for what consumes it (input columns),
+with ``S = n_B T``, ``R = n_A T`` (§9; ``reference_normalisation`` uses ``n_A T`` for both).
+
+Every OT problem has a stable name (``"patch"``, ``"layer3.fc1"``, ...; the adapters document theirs). The
+:class:`Aligner` records each solved map and its cost matrix under that name, or, given maps, applies those
+instead of solving (no cost, no solver).
 """
 
-from dataclasses import dataclass
+import logging
+import warnings
+from collections.abc import Callable, Mapping
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import transport
 from .config import FusionConfig
 from .cost import euclidean_cost, neuron_features, normalize_acts, normalize_rows
-from .joins import join
+from .joins import WEIGHTED_POLICIES, join
+
+logger = logging.getLogger(__name__)
+Features = Callable[[], tuple[np.ndarray, np.ndarray]]
 
 
-@dataclass(frozen=True)
 class Aligner:
-    """Solves the OT problems of one fusion and applies their couplings."""
+    """The OT problems of aligning one model A to the anchor B, and the application of their maps.
 
-    config: FusionConfig
+    ``maps`` / ``costs``: ``{name: float32 [n_A, n_B]}``, every map used (solved or given) and every cost matrix
+    computed (none when ``given``). ``given``: maps to apply instead of solving; each must have its edge's shape.
+    """
 
-    def couple(self, features_a: np.ndarray, features_b: np.ndarray, incoming: np.ndarray | None = None) -> np.ndarray:
-        """``T = OT(mu, nu, C)`` with ``C`` the max-normalised Euclidean cost between the rows of the two
-        ``[units, features]`` matrices (§3); ``incoming`` (the input edge's coupling) only decides
-        ``sinkhorn_for_widening``."""
-        sk = self.config.sinkhorn
-        cost = euclidean_cost(features_a, features_b)
-        return transport.solve(cost, self.config.solver, sk.reg, num_iter_max=sk.num_iter_max,
-                               stop_thr=sk.stop_thr, check_every=sk.check_every,
-                               incoming_size=None if incoming is None else incoming.size)
+    def __init__(self, config: FusionConfig, given: Mapping[str, np.ndarray] | None = None, description: str = ""):
+        self.config, self.given = config, given
+        self.maps: dict[str, np.ndarray] = {}
+        self.costs: dict[str, np.ndarray] = {}
+        # a bar on a terminal only (disable=None), none when no OT problem is solved
+        self._progress = tqdm(desc=description or "OT maps", unit="map", leave=False,
+                              disable=True if given is not None else None)
 
-    def rows(self, x_a: np.ndarray, plan: np.ndarray) -> np.ndarray:
+    def couple(self, name: str, features: Features, shape: tuple[int, int],
+               incoming: np.ndarray | None = None) -> np.ndarray:
+        """The map ``T~ [n_A, n_B]`` (float64 view of the float32 map) of OT problem ``name``: ``OT(mu, nu, C)``
+        with ``C`` the max-normalised Euclidean cost between the rows of ``features()`` (§3), or ``given[name]``.
+        ``incoming`` (the input edge's map) only decides ``sinkhorn_for_widening``."""
+        if self.given is not None:
+            tmap = self._given(name, shape)
+        else:
+            cost = euclidean_cost(*features())
+            if cost.shape != tuple(shape):
+                raise ValueError(f"OT problem {name}: cost of shape {cost.shape}, expected {tuple(shape)}")
+            cfg = self.config
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                plan = transport.solve(cost, cfg.solver, cfg.sinkhorn.reg, num_iter_max=cfg.sinkhorn.num_iter_max,
+                                       stop_thr=cfg.sinkhorn.stop_thr, emd_num_iter_max=cfg.emd.num_iter_max,
+                                       incoming_shape=None if incoming is None else incoming.shape)
+            for warning in caught:
+                logger.warning("OT map %s (%d x %d): %s", name, *cost.shape, warning.message)
+            tmap = transport.transport_map(plan)
+            self.costs[name] = cost.astype(np.float32)
+            self._progress.update()
+        self.maps[name] = tmap
+        return tmap.astype(np.float64)
+
+    def _given(self, name: str, shape: tuple[int, int]) -> np.ndarray:
+        if name not in self.given:
+            raise ValueError(f"maps has no map {name!r} (give every map of the flow graph: {sorted(self.maps)} "
+                             f"were found before it)")
+        tmap = np.asarray(self.given[name])
+        if tmap.shape != tuple(shape):
+            raise ValueError(f"map {name!r} has shape {tmap.shape}, expected (n_model, n_anchor) = {tuple(shape)}")
+        return tmap.astype(np.float32)
+
+    def finish(self) -> None:
+        """Close the progress bar; with ``given`` maps, reject names the flow graph never used (a typo)."""
+        self._progress.close()
+        if self.given is not None and set(self.given) - set(self.maps):
+            raise ValueError(f"maps has names the flow graph does not use: {sorted(set(self.given) - set(self.maps))}")
+
+    def rows(self, x_a: np.ndarray, tmap: np.ndarray) -> np.ndarray:
         """``S^T x_A``: ``[n_A, ...] -> [n_B, ...]``."""
-        if x_a.shape[0] != plan.shape[0]:
-            raise ValueError(f"a tensor with {x_a.shape[0]} units cannot take a coupling of shape {plan.shape}")
+        if x_a.shape[0] != tmap.shape[0]:
+            raise ValueError(f"a tensor with {x_a.shape[0]} units cannot take a map of shape {tmap.shape}")
         hetero = "reference" if self.config.reference_normalisation else "corrected"
-        return np.tensordot(transport.outgoing(plan, hetero), x_a, axes=(0, 0))
+        return np.tensordot(transport.outgoing(tmap, hetero), x_a, axes=(0, 0))
 
-    def cols(self, w_a: np.ndarray, plan: np.ndarray | None) -> np.ndarray:
-        """``W_A R``: ``[out, n_A] -> [out, n_B]`` (unchanged without an incoming coupling)."""
-        if plan is None:
+    def cols(self, w_a: np.ndarray, tmap: np.ndarray | None) -> np.ndarray:
+        """``W_A R``: ``[out, n_A] -> [out, n_B]`` (unchanged without an incoming map)."""
+        if tmap is None:
             return w_a
-        if w_a.shape[1] != plan.shape[0]:
-            raise ValueError(f"a weight with {w_a.shape[1]} inputs cannot take a coupling of shape {plan.shape}")
-        return w_a @ transport.incoming(plan)
+        if w_a.shape[1] != tmap.shape[0]:
+            raise ValueError(f"a weight with {w_a.shape[1]} inputs cannot take a map of shape {tmap.shape}")
+        return w_a @ transport.incoming(tmap)
 
-    def act_features(self, acts: np.ndarray, tokens: np.ndarray | None = None) -> np.ndarray:
-        """``[inputs, tokens, units]`` taps -> normalised ``[units, inputs * kept tokens]`` (§3.1)."""
-        return normalize_acts(neuron_features(acts, tokens), self.config.acts.normalize)
+    def act_features(self, acts: np.ndarray) -> np.ndarray:
+        """``[inputs, kept tokens, units]`` taps -> normalised ``[units, inputs * kept tokens]`` (§3.1)."""
+        return normalize_acts(neuron_features(acts), self.config.acts.normalize)
 
     def weight_features(self, rows: np.ndarray) -> np.ndarray:
         """``[units, features]`` weight rows normalised by ``wts.row_norm`` (§3.2)."""
         return normalize_rows(rows.reshape(rows.shape[0], -1), self.config.wts.row_norm)
-
-    def linear(self, w_a, b_a, plan_in, features) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """§2 for a hidden linear layer: incoming alignment, transport, outgoing alignment.
-
-        ``features(w_hat_a) -> (features_a, features_b)`` gives the cost's inputs (activations, or the
-        incoming-aligned weight rows in ``wts`` mode). Returns ``(W~_A, b~_A, T_out)``.
-        """
-        w_hat = self.cols(w_a, plan_in)
-        plan = self.couple(*features(w_hat), incoming=plan_in)
-        return self.rows(w_hat, plan), None if b_a is None else self.rows(b_a, plan), plan
 
 
 def mean_abs(acts: np.ndarray) -> np.ndarray:
@@ -72,67 +111,38 @@ def mean_abs(acts: np.ndarray) -> np.ndarray:
     return np.abs(acts.reshape(-1, acts.shape[-1])).mean(axis=0)
 
 
-def align_qk(aligner: Aligner, pa, pb, taps_a, taps_b, attn: str, tap_prefix: str, plan_in, tokens,
-             out) -> None:
-    """Q and K of one attention layer (tensors ``{attn}.q_proj/k_proj``, taps ``{tap_prefix}q/k``) under
-    ``qk_fusion`` (§6); their couplings are not propagated."""
-    cfg = aligner.config
-    names = [f"{attn}.{p}" for p in ("q_proj", "k_proj")]
-    taps = [f"{tap_prefix}q", f"{tap_prefix}k"]
-    w_hat = [aligner.cols(pa[f"{n}.weight"], plan_in) for n in names]
-    w_b = [pb[f"{n}.weight"] for n in names]
-
-    def feats(i):
-        if cfg.cost == "acts":
-            return aligner.act_features(taps_a[taps[i]], tokens), aligner.act_features(taps_b[taps[i]], tokens)
-        return aligner.weight_features(w_hat[i]), aligner.weight_features(w_b[i])
-
-    if cfg.qk_fusion == "separate":
-        for i, n in enumerate(names):
-            plan = aligner.couple(*feats(i), incoming=plan_in)
-            out[f"{n}.weight"], out[f"{n}.bias"] = aligner.rows(w_hat[i], plan), aligner.rows(pa[f"{n}.bias"], plan)
-        return
-    (qa, qb), (ka, kb) = feats(0), feats(1)
-    if cfg.qk_fusion == "eq_t_map":
-        # one map from Q and K together: samples (acts) or weight features (wts) concatenated
-        plan = aligner.couple(np.concatenate([qa, ka], axis=1), np.concatenate([qb, kb], axis=1), incoming=plan_in)
-        for i, n in enumerate(names):
-            out[f"{n}.weight"], out[f"{n}.bias"] = aligner.rows(w_hat[i], plan), aligner.rows(pa[f"{n}.bias"], plan)
-        return
-    # joint: one 2d x 2d problem over the units of [Q; K] (the reference's [K; Q] activation order fixed)
-    plan = aligner.couple(np.concatenate([qa, ka]), np.concatenate([qb, kb]), incoming=plan_in)
-    weight = aligner.rows(np.concatenate(w_hat), plan)
-    bias = aligner.rows(np.concatenate([pa[f"{n}.bias"] for n in names]), plan)
-    split = w_b[0].shape[0]
-    out[f"{names[0]}.weight"], out[f"{names[1]}.weight"] = weight[:split], weight[split:]
-    out[f"{names[0]}.bias"], out[f"{names[1]}.bias"] = bias[:split], bias[split:]
-
-
 class TensorMover:
-    """One ``align`` call's bookkeeping: model A's tensors ``pa`` moved into the anchor's basis are written to
-    ``out`` edge by edge, with each edge's cost built from the taps (``cost: acts``) or the weights (``wts``)."""
+    """One alignment's bookkeeping: model A's tensors ``pa`` moved into the anchor's basis are written to ``out``
+    edge by edge, each OT problem's cost built from the taps (``cost: acts``; tap name = map name) or from the
+    weights (``wts``)."""
 
     def __init__(self, aligner: Aligner, pa: dict, pb: dict, taps_a: dict | None, taps_b: dict | None):
         cfg = aligner.config
         self.aligner, self.pa, self.pb, self.taps_a, self.taps_b = aligner, pa, pb, taps_a, taps_b
         self.acts = cfg.cost == "acts"
-        self.weighted = cfg.resid_policy in ("weighted_scalar", "weighted_matrix")
+        self.weighted = cfg.resid_policy in WEIGHTED_POLICIES
         if self.weighted and taps_b is None:
             raise ValueError(f"fusion.resid_policy {cfg.resid_policy!r} needs activations of the anchor (pass data)")
         self.out: dict[str, np.ndarray] = {}
 
-    def features(self, tap: str, name: str, tokens=None):
-        """The cost inputs of linear layer ``name``: its taps ``tap`` (acts) or its incoming-aligned weight rows
-        against the anchor's (wts)."""
-        aligner = self.aligner
-        if self.acts:
-            return lambda _: (aligner.act_features(self.taps_a[tap], tokens),
-                              aligner.act_features(self.taps_b[tap], tokens))
-        return lambda w_hat: (aligner.weight_features(w_hat), aligner.weight_features(self.pb[f"{name}.weight"]))
+    def tap_features(self, tap: str) -> tuple[np.ndarray, np.ndarray]:
+        """Both models' normalised activations of ``tap`` ``[units, samples]``."""
+        return self.aligner.act_features(self.taps_a[tap]), self.aligner.act_features(self.taps_b[tap])
 
-    def table(self, x: np.ndarray) -> np.ndarray:
-        """Cost features of an embedding table's ``[embed, rows]`` columns."""
-        return x if self.acts else self.aligner.weight_features(x)
+    def table_features(self, x_a: np.ndarray, x_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cost features of two embedding tables' ``[embed, rows]`` columns (the weights are the activations)."""
+        if self.acts:
+            return x_a, x_b
+        return self.aligner.weight_features(x_a), self.aligner.weight_features(x_b)
+
+    def table(self, name: str, tensor: str) -> np.ndarray:
+        """Align the embedding table ``tensor`` ``[embed, rows]`` by its own map ``name``; returns the map."""
+        x_a, x_b = self.pa[tensor], self.pb[tensor]
+        if x_a.shape[1] != x_b.shape[1]:
+            raise ValueError(f"tensor {tensor} has {x_a.shape[1]} rows but the anchor's has {x_b.shape[1]}")
+        tmap = self.aligner.couple(name, lambda: self.table_features(x_a, x_b), (x_a.shape[0], x_b.shape[0]))
+        self.out[tensor] = self.aligner.rows(x_a, tmap)
+        return tmap
 
     def magnitude(self, tap: str):
         """The anchor's mean |activation| per unit of ``tap`` for the weighted residual policies, else None."""
@@ -142,13 +152,57 @@ class TensorMover:
         return join(self.aligner.config.resid_policy, skip, branch, self.magnitude(skip_tap),
                     self.magnitude(branch_tap))
 
-    def linear(self, name: str, plan_in, tap: str, tokens=None) -> np.ndarray:
-        """Align ``{name}.weight/bias`` (§2); returns the layer's outgoing coupling."""
-        w, b, plan = self.aligner.linear(self.pa[f"{name}.weight"], self.pa[f"{name}.bias"], plan_in,
-                                         self.features(tap, name, tokens))
-        self.out[f"{name}.weight"], self.out[f"{name}.bias"] = w, b
-        return plan
+    def linear(self, tensor: str, tmap_in: np.ndarray | None, name: str) -> np.ndarray:
+        """§2 for the hidden linear layer ``{tensor}.weight/bias`` whose OT problem (and tap) is ``name``:
+        incoming alignment, transport, outgoing alignment. Returns the layer's outgoing map."""
+        w_hat = self.aligner.cols(self.pa[f"{tensor}.weight"], tmap_in)
+        w_b = self.pb[f"{tensor}.weight"]
+        tmap = self.aligner.couple(name, self._features(name, w_hat, w_b), (w_hat.shape[0], w_b.shape[0]), tmap_in)
+        self.out[f"{tensor}.weight"] = self.aligner.rows(w_hat, tmap)
+        self.out[f"{tensor}.bias"] = self.aligner.rows(self.pa[f"{tensor}.bias"], tmap)
+        return tmap
 
-    def layer_norm(self, name: str, plan) -> None:
+    def _features(self, tap: str, w_hat: np.ndarray, w_b: np.ndarray) -> Features:
+        if self.acts:
+            return lambda: self.tap_features(tap)
+        return lambda: (self.aligner.weight_features(w_hat), self.aligner.weight_features(w_b))
+
+    def layer_norm(self, tensor: str, tmap: np.ndarray) -> None:
         for p in ("weight", "bias"):
-            self.out[f"{name}.{p}"] = self.aligner.rows(self.pa[f"{name}.{p}"], plan)
+            self.out[f"{tensor}.{p}"] = self.aligner.rows(self.pa[f"{tensor}.{p}"], tmap)
+
+    def qk(self, attn: str, prefix: str, tmap_in: np.ndarray) -> None:
+        """Q and K of one attention layer (tensors ``{attn}.q_proj/k_proj``) under ``qk_fusion`` (§6); their maps
+        (``{prefix}q``, ``{prefix}k``, or one ``{prefix}qk``) are not propagated."""
+        aligner, cfg = self.aligner, self.aligner.config
+        tensors = [f"{attn}.{p}" for p in ("q_proj", "k_proj")]
+        if cfg.qk_fusion == "separate":
+            for tensor, unit in zip(tensors, ("q", "k")):
+                self.linear(tensor, tmap_in, f"{prefix}{unit}")
+            return
+        w_hat = [aligner.cols(self.pa[f"{t}.weight"], tmap_in) for t in tensors]
+        w_b = [self.pb[f"{t}.weight"] for t in tensors]
+        biases = [self.pa[f"{t}.bias"] for t in tensors]
+        feats = [self._features(f"{prefix}{unit}", w, wb) for unit, w, wb in zip(("q", "k"), w_hat, w_b)]
+        if cfg.qk_fusion == "eq_t_map":
+            # one map from Q and K together: samples (acts) or weight features (wts) concatenated
+            def features():
+                (qa, qb), (ka, kb) = feats[0](), feats[1]()
+                return np.concatenate([qa, ka], axis=1), np.concatenate([qb, kb], axis=1)
+
+            tmap = aligner.couple(f"{prefix}qk", features, (w_hat[0].shape[0], w_b[0].shape[0]), tmap_in)
+            for tensor, w, b in zip(tensors, w_hat, biases):
+                self.out[f"{tensor}.weight"], self.out[f"{tensor}.bias"] = aligner.rows(w, tmap), aligner.rows(b, tmap)
+            return
+
+        # joint: one 2d x 2d problem over the units of [Q; K] (the reference's [K; Q] activation order fixed)
+        def features():
+            (qa, qb), (ka, kb) = feats[0](), feats[1]()
+            return np.concatenate([qa, ka]), np.concatenate([qb, kb])
+
+        shape = (sum(w.shape[0] for w in w_hat), sum(w.shape[0] for w in w_b))
+        tmap = aligner.couple(f"{prefix}qk", features, shape, tmap_in)
+        weight, bias = aligner.rows(np.concatenate(w_hat), tmap), aligner.rows(np.concatenate(biases), tmap)
+        split = w_b[0].shape[0]
+        self.out[f"{tensors[0]}.weight"], self.out[f"{tensors[1]}.weight"] = weight[:split], weight[split:]
+        self.out[f"{tensors[0]}.bias"], self.out[f"{tensors[1]}.bias"] = bias[:split], bias[split:]

@@ -10,14 +10,17 @@ import numpy as np
 
 NORMALIZE_ACTS = ("standardize", "center", "unit", "none")
 ROW_NORMS = ("l2", "global_max", "global_maxabs", "none")
-STD_EPS = 1e-9
+STD_EPS = 1e-9  # (a - mean) / (std + eps)
+UNIT_EPS = 1e-12  # torch.nn.functional.normalize's eps
+WEIGHT_EPS = 1e-9  # GroundMetric._normed_vecs and the global max switches
 
 
 def normalize_acts(features: np.ndarray, mode: str) -> np.ndarray:
-    """Per-neuron normalisation of ``[units, samples]`` activations.
+    """Per-neuron normalisation of ``[units, samples]`` activations, as the reference's ``transform_acts``.
 
     ``standardize``: ``(a - mean) / (std + 1e-9)`` with the unbiased std (a constant neuron becomes the zero
-    vector); ``center``: ``a - mean``; ``unit``: rows scaled to unit L2 norm; ``none``: unchanged.
+    vector); ``center``: ``a - mean``; ``unit``: rows scaled to unit L2 norm, ``a / max(||a||, 1e-12)``
+    (``torch.nn.functional.normalize``); ``none``: unchanged.
     """
     features = np.asarray(features, np.float64)
     if mode == "standardize":
@@ -27,22 +30,24 @@ def normalize_acts(features: np.ndarray, mode: str) -> np.ndarray:
     if mode == "center":
         return features - features.mean(axis=1, keepdims=True)
     if mode == "unit":
-        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), STD_EPS)
+        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), UNIT_EPS)
     if mode == "none":
         return features
     raise ValueError(f"acts.normalize must be one of {NORMALIZE_ACTS}, got {mode!r}")
 
 
 def normalize_rows(rows: np.ndarray, mode: str) -> np.ndarray:
-    """Weight-row normalisation of ``[units, features]`` (§3.2, ``wts.row_norm``): ``l2`` per row,
-    ``global_max`` / ``global_maxabs`` by the matrix's max / max-abs (the reference's dataset switches)."""
+    """Weight-row normalisation of ``[units, features]`` (§3.2, ``wts.row_norm``), as the reference's
+    ``GroundMetric.process``: ``l2``: ``w / (||w|| + 1e-9)`` per row; ``global_max`` / ``global_maxabs``:
+    ``w / (max + 1e-9)`` / ``w / (max |w| + 1e-9)`` over the matrix (the reference's dataset switches);
+    ``none``: unchanged."""
     rows = np.asarray(rows, np.float64)
     if mode == "l2":
-        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), STD_EPS)
+        return rows / (np.linalg.norm(rows, axis=1, keepdims=True) + WEIGHT_EPS)
     if mode == "global_max":
-        return rows / _nonzero(rows.max())
+        return rows / (rows.max() + WEIGHT_EPS)
     if mode == "global_maxabs":
-        return rows / _nonzero(np.abs(rows).max())
+        return rows / (np.abs(rows).max() + WEIGHT_EPS)
     if mode == "none":
         return rows
     raise ValueError(f"wts.row_norm must be one of {ROW_NORMS}, got {mode!r}")
@@ -81,9 +86,7 @@ def token_filter(seq_filter: str, grid_size: int, cls_index: int = 0) -> np.ndar
     return np.concatenate([[cls_index], patches])
 
 
-def neuron_features(acts: np.ndarray, tokens: np.ndarray | None) -> np.ndarray:
-    """``[inputs, tokens, units]`` activations -> ``[units, inputs * kept tokens]`` (each token a sample)."""
+def neuron_features(acts: np.ndarray) -> np.ndarray:
+    """``[inputs, kept tokens, units]`` activations -> ``[units, inputs * kept tokens]`` (each token a sample)."""
     acts = np.asarray(acts, np.float64)
-    if tokens is not None:
-        acts = acts[:, tokens, :]
     return acts.reshape(-1, acts.shape[-1]).T

@@ -1,127 +1,82 @@
-"""Optimal-transport couplings between two layers' units (spec fusion.md §1, §4, §9, §12).
+"""Optimal-transport couplings between two layers' units, solved by POT as the reference solves them
+(spec fusion.md §1, §4, §9, §12).
 
-A coupling ``T`` is an ``[n_A, n_B]`` float64 matrix with uniform marginals ``mu = 1/n_A`` (rows) and
-``nu = 1/n_B`` (columns) and mass 1. It maps model A's basis onto the anchor B's. From it derive
+A plan ``T = OT(mu, nu, C)`` is POT's ``[n_A, n_B]`` coupling with uniform marginals ``mu = 1/n_A`` (rows) and
+``nu = 1/n_B`` (columns) and mass 1: ``ot.emd(mu, nu, C)`` (network simplex) or ``ot.sinkhorn(mu, nu, C, reg)``,
+called with the reference's arguments (``otfusion_lib.fc_fusion``), so that exact-OT ties break as the
+reference's do. Like the reference, fusion then works with the **transport map** ``T~ = n_A T`` cast to
+float32 (``t_out.float() / beta``): a permutation matrix under exact OT with equal widths. From it derive
 
-- ``outgoing(T) = S = n_B * T`` (column sums 1): what lives *in* the basis (rows, biases, LayerNorm
-  parameters, CLS/embedding columns) is moved as ``S^T x_A``, a barycentric projection;
-- ``incoming(T) = R = n_A * T`` (row sums 1): what *consumes* the basis (input columns) is moved as ``W_A R``.
+- ``incoming(T~) = R = n_A T`` (row sums 1): what *consumes* the basis (input columns) moves as ``W_A R``;
+- ``outgoing(T~) = S = n_B T`` (column sums 1): what lives *in* the basis (rows, biases, LayerNorm
+  parameters, CLS/embedding columns) moves as ``S^T x_A``, a barycentric projection.
 
-With equal widths both are ``n T``, a permutation under exact OT. ``hetero_norm="reference"`` reproduces the
-reference bug (``n_A * T`` on both sides, §9).
+With equal widths ``S = R = T~``. ``hetero_norm="reference"`` reproduces the reference's bug on
+heterogeneous edges: ``n_A T`` on the outgoing side too (§9).
+
+The reference's cost matrix is float32 (torch); ours is float64, which POT's network simplex uses anyway
+(it casts ``C`` to float64), so plans differ from the reference's only where costs tie in float32 but not in
+float64.
 """
 
-import math
-
 import numpy as np
-from scipy.optimize import linear_sum_assignment, linprog
+import ot
 
 SOLVERS = ("emd", "sinkhorn", "sinkhorn_for_widening")
-HETERO_NORMS = ("corrected", "reference")
-# beyond this lcm(n_A, n_B) the replicated assignment problem gets large; the LP is solved directly instead
-MAX_REPLICATED_SIZE = 4096
 
 
-def emd(cost: np.ndarray) -> np.ndarray:
-    """Exact OT plan ``[n_A, n_B]`` for the cost ``[n_A, n_B]`` with uniform marginals (POT's ``ot.emd``).
+def uniform(n: int) -> np.ndarray:
+    """The uniform marginal ``[n]``, as the reference builds it (``np.divide(np.ones(n), n)``)."""
+    return np.divide(np.ones(n), n)
 
-    - equal sizes: ``linear_sum_assignment`` gives a permutation P and ``T = P / n`` (Birkhoff-von Neumann:
-      an optimal vertex of the transportation polytope is a permutation);
-    - unequal sizes, ``L = lcm(n_A, n_B) <= MAX_REPLICATED_SIZE``: scale the masses to integers (supply
-      ``L/n_A`` per row, demand ``L/n_B`` per column). The transportation polytope with integer marginals has
-      integral vertices (its constraint matrix is totally unimodular), so an optimum is an integral flow,
-      i.e. an ``L x L`` assignment between replicated rows and columns: ``T = counts / L``. Exact.
-    - otherwise: the same LP solved directly by HiGHS (``scipy.optimize.linprog``), also exact.
 
-    Ties (dead or constant units) resolve deterministically: the solvers are deterministic given ``cost``.
-    """
+def emd(cost: np.ndarray, num_iter_max: int = 100_000) -> np.ndarray:
+    """Exact OT plan ``[n_A, n_B]``: ``ot.emd(mu, nu, cost)``. POT warns when it stops before optimality
+    (``numItermax`` reached: with POT's default 100000, the reference's setting, on layers of a few thousand
+    units)."""
     cost = _check_cost(cost)
-    n_a, n_b = cost.shape
-    if n_a == n_b:
-        rows, cols = linear_sum_assignment(cost)
-        plan = np.zeros((n_a, n_b))
-        plan[rows, cols] = 1.0 / n_a
-        return plan
-    size = math.lcm(n_a, n_b)
-    if size <= MAX_REPLICATED_SIZE:
-        rep_a, rep_b = size // n_a, size // n_b
-        rows, cols = linear_sum_assignment(np.repeat(np.repeat(cost, rep_a, axis=0), rep_b, axis=1))
-        counts = np.zeros((n_a, n_b))
-        np.add.at(counts, (rows // rep_a, cols // rep_b), 1.0)
-        return counts / size
-    return _emd_linprog(cost)
+    return ot.emd(uniform(cost.shape[0]), uniform(cost.shape[1]), cost, numItermax=num_iter_max)
 
 
-def _emd_linprog(cost: np.ndarray) -> np.ndarray:
-    n_a, n_b = cost.shape
-    a_eq = np.zeros((n_a + n_b, n_a * n_b))
-    for i in range(n_a):
-        a_eq[i, i * n_b : (i + 1) * n_b] = 1.0
-    for j in range(n_b):
-        a_eq[n_a + j, j::n_b] = 1.0
-    b_eq = np.concatenate([np.full(n_a, 1.0 / n_a), np.full(n_b, 1.0 / n_b)])
-    result = linprog(cost.ravel(), A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-    if not result.success:
-        raise RuntimeError(f"exact OT (HiGHS) failed: {result.message}")
-    return np.maximum(result.x.reshape(n_a, n_b), 0.0)
-
-
-def sinkhorn(cost: np.ndarray, reg: float, num_iter_max: int = 1000, stop_thr: float = 1e-9,
-             check_every: int = 10) -> np.ndarray:
-    """Entropic OT plan with uniform marginals, identical to POT's ``ot.bregman.sinkhorn_knopp`` (spec §4).
-
-    ``K = exp(-C / reg)``, ``u = 1/n_A``, ``v = 1/n_B``; each iteration ``v = b / K^T u`` then ``u = a / K v``;
-    every ``check_every`` iterations (from 0) stop once ``||colsum(diag(u) K diag(v)) - b||_2 < stop_thr``;
-    on a non-finite value or a zero in ``K^T u`` revert to the previous ``u, v`` and stop. float64 throughout.
-    Returns ``diag(u) K diag(v)`` ``[n_A, n_B]``.
-    """
+def sinkhorn(cost: np.ndarray, reg: float, num_iter_max: int = 1000, stop_thr: float = 1e-9) -> np.ndarray:
+    """Entropic OT plan ``[n_A, n_B]`` of ``ot.sinkhorn(mu, nu, cost, reg)`` (POT's ``sinkhorn_knopp``:
+    marginal error checked every 10 iterations against ``stop_thr``, at most ``num_iter_max`` iterations;
+    POT warns when it does not converge)."""
     cost = _check_cost(cost)
     if reg <= 0:
         raise ValueError(f"sinkhorn.reg must be positive, got {reg}")
-    n_a, n_b = cost.shape
-    a, b = np.full(n_a, 1.0 / n_a), np.full(n_b, 1.0 / n_b)
-    u, v = np.full(n_a, 1.0 / n_a), np.full(n_b, 1.0 / n_b)
-    kernel = np.exp(cost / -reg)
-    scaled_kernel = (1.0 / a)[:, None] * kernel  # POT's evaluation order of u = a / (K v)
-    for iteration in range(num_iter_max):
-        u_prev, v_prev = u, v
-        ktu = kernel.T @ u
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            v = b / ktu
-            u = 1.0 / (scaled_kernel @ v)
-        if np.any(ktu == 0) or not (np.all(np.isfinite(u)) and np.all(np.isfinite(v))):
-            u, v = u_prev, v_prev
-            break
-        if iteration % check_every == 0:
-            marginal = np.einsum("i,ij,j->j", u, kernel, v)
-            if np.linalg.norm(marginal - b) < stop_thr:
-                break
-    return u[:, None] * kernel * v[None, :]
+    return ot.sinkhorn(uniform(cost.shape[0]), uniform(cost.shape[1]), cost, reg, numItermax=num_iter_max,
+                       stopThr=stop_thr)
 
 
 def solve(cost: np.ndarray, solver: str, reg: float, *, num_iter_max: int = 1000, stop_thr: float = 1e-9,
-          check_every: int = 10, incoming_size: int | None = None) -> np.ndarray:
-    """The plan of ``solver`` (``emd``, ``sinkhorn``, or ``sinkhorn_for_widening``: Sinkhorn where the layer
-    is wider than its incoming edge, ``incoming_size < n_B``, EMD otherwise)."""
+          emd_num_iter_max: int = 100_000, incoming_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The plan of ``solver``: ``emd``, ``sinkhorn``, or ``sinkhorn_for_widening``: Sinkhorn where the cost
+    ``[n_A, n_B]`` is larger than the incoming map in either dimension, EMD otherwise and for a layer without
+    an incoming map (the reference's rule)."""
     if solver not in SOLVERS:
         raise ValueError(f"fusion.solver must be one of {SOLVERS}, got {solver!r}")
-    use_sinkhorn = solver == "sinkhorn" or (
-        solver == "sinkhorn_for_widening" and incoming_size is not None and cost.shape[1] > incoming_size
-    )
-    if use_sinkhorn:
-        return sinkhorn(cost, reg, num_iter_max, stop_thr, check_every)
-    return emd(cost)
+    widening = incoming_shape is not None and (cost.shape[0] > incoming_shape[0] or cost.shape[1] > incoming_shape[1])
+    if solver == "sinkhorn" or (solver == "sinkhorn_for_widening" and widening):
+        return sinkhorn(cost, reg, num_iter_max, stop_thr)
+    return emd(cost, emd_num_iter_max)
 
 
-def outgoing(plan: np.ndarray, hetero_norm: str = "corrected") -> np.ndarray:
-    """``S = n_B T`` ``[n_A, n_B]`` (column sums 1), or the reference's ``n_A T`` (§9)."""
-    scale = plan.shape[1] if hetero_norm == "corrected" else plan.shape[0]
-    return plan * scale
+def transport_map(plan: np.ndarray) -> np.ndarray:
+    """``T~ = n_A T`` ``[n_A, n_B]`` in float32 (row sums 1), the map the fusion applies and returns."""
+    return (plan * plan.shape[0]).astype(np.float32)
 
 
-def incoming(plan: np.ndarray) -> np.ndarray:
-    """``R = n_A T`` ``[n_A, n_B]`` (row sums 1); the same under both ``hetero_norm`` settings."""
-    return plan * plan.shape[0]
+def outgoing(tmap: np.ndarray, hetero_norm: str = "corrected") -> np.ndarray:
+    """``S = n_B T = (n_B / n_A) T~`` (column sums 1), or the reference's ``n_A T = T~`` (§9); float64."""
+    n_a, n_b = tmap.shape
+    scale = n_b / n_a if hetero_norm == "corrected" else 1.0
+    return np.asarray(tmap, np.float64) * scale
+
+
+def incoming(tmap: np.ndarray) -> np.ndarray:
+    """``R = n_A T = T~`` (row sums 1), the same under both ``hetero_norm`` settings; float64."""
+    return np.asarray(tmap, np.float64)
 
 
 def _check_cost(cost) -> np.ndarray:

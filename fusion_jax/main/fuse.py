@@ -1,12 +1,17 @@
-"""Fuse two (or more) levanter checkpoints and evaluate every baseline (spec fusion.md §14.5).
+"""Fuse two (or more) models and evaluate every baseline (spec fusion.md §14.5).
 
     python -m fusion_jax.main.fuse --config_path configs/fusion/tiny_mnist.yaml \
         --checkpoints '[ckpt/parent1, ckpt/parent2]' [--finetune.steps 100]
+    python -m fusion_jax.main.fuse --config_path configs/fusion/tiny_mnist.yaml \
+        --checkpoints '[hf:path/to/vit_a, hf:org/vit-b]' --export_hf reports/fused_hf
 
-Evaluates the parents, their ensemble, the vanilla average (equal shapes only), exact-OT and Sinkhorn
-one-shot fusion at every ``eval.reg_sweep`` value; optionally fine-tunes the vanilla and the configured OT
-fusion for ``finetune.steps`` steps on levanter's Trainer. Writes ``<out_dir>/results.json`` and
-``<out_dir>/reg_sweep.png``.
+``checkpoints`` (``fusion_jax.sources``): levanter checkpoints (architecture: ``task.parents[i]``), HF folders or
+hub ids (``hf:``) and timm sources (``timm:``), whose architecture comes from the checkpoint. Evaluates the
+parents, their ensemble, the vanilla average (equal shapes only), exact-OT and Sinkhorn one-shot fusion at every
+``eval.reg_sweep`` value and the configured fusion (``ot``); optionally fine-tunes the vanilla and the configured
+OT fusion for ``finetune.steps`` steps on levanter's Trainer. Writes ``<out_dir>/results.json`` and
+``<out_dir>/reg_sweep.png``; with ``export_hf``, the configured one-shot OT fusion as an HF folder
+(``common_jax.hf.save_pretrained``).
 """
 
 import dataclasses
@@ -21,13 +26,13 @@ import levanter
 from levanter.optim import AdamConfig, OptimizerConfig
 from levanter.trainer import TrainerConfig
 
-from common_jax.checkpoints import load_model
-from common_jax.launch import run_main
+from common_jax.launch import ConfigError, run_main
 from common_jax.training.run_setup import default_trainer_config, ensure_json_tracker
 
 from ..config import FusionConfig
 from ..fuse import fuse, vanilla_average
 from ..plots import plot_reg_sweep
+from ..sources import check_export_dir, check_sources, export_hf, load_parents
 from ..tasks import FusionTaskConfig, ImageTaskConfig
 
 logger = logging.getLogger(__name__)
@@ -60,8 +65,11 @@ class FinetuneConfig:
 @dataclass
 class FuseJobConfig:
     task: FusionTaskConfig = field(default_factory=ImageTaskConfig)
-    checkpoints: list[str] = field(default_factory=list)  # one levanter checkpoint (run folder or step) per parent
+    # one source per parent: a levanter checkpoint (run folder or step; architecture task.parents[i]), hf:DIR_OR_ID,
+    # or timm:DIR_OR_NAME (architecture from the checkpoint)
+    checkpoints: list[str] = field(default_factory=list)
     anchor: int = 1
+    export_hf: str | None = None  # write the configured one-shot OT fusion here as an HF folder
     fusion: FusionConfig = field(default_factory=FusionConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -69,9 +77,8 @@ class FuseJobConfig:
     out_dir: str = "reports/fusion"
 
     def __post_init__(self):
-        n = self.task.num_parents()
-        if self.checkpoints and len(self.checkpoints) != n:
-            raise ValueError(f"checkpoints lists {len(self.checkpoints)} paths but task.parents has {n} models")
+        check_sources(self.checkpoints, self.task.num_parents())
+        n = len(self.checkpoints) or self.task.num_parents()
         if not 0 <= self.anchor < n:
             raise ValueError(f"anchor must index one of the {n} parents, got {self.anchor}")
 
@@ -84,14 +91,19 @@ def _with_solver(fusion: FusionConfig, solver: str, reg: float | None = None) ->
 def main(config: FuseJobConfig) -> dict:
     """Run the experiment; return (and write) the results dict."""
     if not config.checkpoints:
-        raise ValueError("checkpoints: give one checkpoint path per parent")
+        raise ConfigError("checkpoints: give one checkpoint (levanter folder, hf:..., timm:...) per parent")
+    if config.export_hf:
+        check_export_dir(config.export_hf)
+    models = load_parents(config.checkpoints, config.task)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ensure_json_tracker(config.trainer)
     levanter.initialize(config)
     task = config.task.load()
-    models = [load_model(config.task.abstract_model(i), path) for i, path in enumerate(config.checkpoints)]
-    probe = task.probe(config.fusion.acts.num_samples, config.fusion.acts.seed)
+    for i, model in enumerate(models):
+        task.check_model(model, f"checkpoints[{i}] ({config.checkpoints[i]})")
+    acts = config.fusion.acts
+    probe = task.probe(acts.num_samples, acts.seed, acts.sampling)
     metrics: dict[str, dict] = {}
     timings: dict[str, float] = {}
 
@@ -130,6 +142,8 @@ def main(config: FuseJobConfig) -> dict:
         "metrics": metrics,
         "fusion_seconds": timings,
     }
+    if config.export_hf:
+        results["export_hf"] = str(export_hf(ot_model, config.export_hf))
     if config.finetune.steps > 0:
         results["finetuned"] = _finetune(config, task, {"vanilla": vanilla, "ot": ot_model})
     results["config"] = json.loads(json.dumps(draccus.encode(config), default=str))

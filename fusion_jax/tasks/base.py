@@ -23,8 +23,13 @@ class LoadedTask(abc.ABC):
     higher_is_better = True
 
     @abc.abstractmethod
-    def probe(self, num_samples: int, seed: int):
-        """``num_samples`` inputs of the training split, drawn with ``seed``, for the activation cost."""
+    def probe(self, num_samples: int, seed: int, sampling: str):
+        """``num_samples`` inputs of the training split chosen by ``sampling`` with ``seed``
+        (``fusion_jax.probes.probe_indices``), for the activation cost."""
+
+    @abc.abstractmethod
+    def check_model(self, model, name: str) -> None:
+        """``ConfigError`` naming ``name`` if ``model`` (e.g. an imported parent) does not fit the task's data."""
 
     @abc.abstractmethod
     def evaluate(self, model) -> dict[str, float]: ...

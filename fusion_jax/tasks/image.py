@@ -9,10 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from common_jax.data.images import ImageDataConfig, ImageSplits
+from common_jax.launch import ConfigError
 from common_jax.main.train_classifier import check_model_matches_data
 from common_jax.models import ImageClassifierConfig, ViTConfig
 from common_jax.training.classification import classification_loss, evaluate_classifier
 
+from ..probes import probe_indices
 from .base import FusionTaskConfig, LoadedTask
 
 AXES = ("batch", "height", "width", "channel")
@@ -20,7 +22,7 @@ AXES = ("batch", "height", "width", "channel")
 
 @eqx.filter_jit
 def _logits(model, images):
-    return model(images).array
+    return eqx.nn.inference_mode(model)(images).array
 
 
 @FusionTaskConfig.register_subclass("image")
@@ -54,7 +56,10 @@ class ImageTaskConfig(FusionTaskConfig):
 
 
 class ImageTask(LoadedTask):
-    """Test accuracy / cross-entropy of classifiers (exact, over the test split or its first N images)."""
+    """Test accuracy / cross-entropy of classifiers (exact, over the test split or its first N images).
+
+    ``test``: the evaluated images ``[n, H, W, C]`` (normalised, float32) and labels ``[n]``.
+    """
 
     primary = "accuracy"
     higher_is_better = True
@@ -62,33 +67,38 @@ class ImageTask(LoadedTask):
     def __init__(self, splits: ImageSplits, eval_batch_size: int, max_test_examples: int | None):
         self.splits, self.eval_batch_size = splits, eval_batch_size
         n = len(splits.test.source)
-        self._test = _arrays(splits.test, np.arange(n if max_test_examples is None else min(max_test_examples, n)))
+        self.test = _arrays(splits.test, np.arange(n if max_test_examples is None else min(max_test_examples, n)))
 
-    def probe(self, num_samples: int, seed: int) -> np.ndarray:
+    def probe(self, num_samples: int, seed: int, sampling: str) -> np.ndarray:
         train = self.splits.train
-        n = len(train.source)
-        index = np.sort(np.random.default_rng(seed).choice(n, min(num_samples, n), replace=False))
-        return _arrays(train, index)[0]
+        return _arrays(train, probe_indices(len(train.source), num_samples, seed, sampling))[0]
 
-    def _all_logits(self, model) -> np.ndarray:
-        images, _ = self._test
+    def check_model(self, model, name: str) -> None:
+        try:
+            check_model_matches_data(model.config, self.splits.image_shape, self.splits.num_classes)
+        except ValueError as e:
+            raise ConfigError(f"{name}: {e}") from None
+
+    def logits(self, model) -> np.ndarray:
+        """The logits ``[n, classes]`` (float64) of ``model`` on :attr:`test`."""
+        images, _ = self.test
         out = [np.asarray(_logits(model, hax.named(jnp.asarray(images[s : s + self.eval_batch_size]), AXES)))
                for s in range(0, len(images), self.eval_batch_size)]
         return np.concatenate(out).astype(np.float64)
 
     def _metrics(self, logits: np.ndarray) -> dict[str, float]:
-        labels = self._test[1]
+        labels = self.test[1]
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         return {"accuracy": float((logits.argmax(1) == labels).mean()),
                 "cross_entropy": float(-log_probs[np.arange(len(labels)), labels].mean())}
 
     def evaluate(self, model) -> dict[str, float]:
-        return self._metrics(self._all_logits(model))
+        return self._metrics(self.logits(model))
 
     def evaluate_ensemble(self, models: list) -> dict[str, float]:
         """The logit ensemble: mean logits of the models."""
-        return self._metrics(np.mean([self._all_logits(m) for m in models], axis=0))
+        return self._metrics(np.mean([self.logits(m) for m in models], axis=0))
 
     def loss(self, model, batch, *, key=None):
         return classification_loss(model, batch, key=key)

@@ -9,15 +9,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common_jax.launch import ConfigError
 from common_jax.models.bert import BertConfig
 
 from ..mlm_data import MlmDataConfig, MlmSplits, mlm_loss
+from ..probes import probe_indices
 from .base import FusionTaskConfig, LoadedTask
 
 
 @eqx.filter_jit
 def _log_probs(model, input_ids):
-    logits = model(input_ids).astype(jnp.float32)
+    logits = eqx.nn.inference_mode(model)(input_ids).astype(jnp.float32)
     return hax.nn.log_softmax(logits, axis="vocab").array
 
 
@@ -64,10 +66,17 @@ class MlmTask(LoadedTask):
         self._weights = np.stack([m[1] for m in masked])
         self._targets = splits.validation.chunks.astype(np.int64)
 
-    def probe(self, num_samples: int, seed: int) -> np.ndarray:
+    def probe(self, num_samples: int, seed: int, sampling: str) -> np.ndarray:
         chunks = self.splits.train.chunks
-        index = np.sort(np.random.default_rng(seed).choice(len(chunks), min(num_samples, len(chunks)), replace=False))
-        return chunks[index].astype(np.int32)
+        return chunks[probe_indices(len(chunks), num_samples, seed, sampling)].astype(np.int32)
+
+    def check_model(self, model, name: str) -> None:
+        if model.config.vocab_size != self.splits.vocab_size:
+            raise ConfigError(f"{name}: vocab_size is {model.config.vocab_size}, the tokenizer has "
+                              f"{self.splits.vocab_size}")
+        if model.config.max_position < self.splits.validation.chunks.shape[1]:
+            raise ConfigError(f"{name}: max_position ({model.config.max_position}) is below the sequence length "
+                              f"({self.splits.validation.chunks.shape[1]})")
 
     def _target_log_probs(self, models: list) -> tuple[np.ndarray, np.ndarray]:
         """log p(target) at every position under the mean of the models' probabilities, and correctness."""

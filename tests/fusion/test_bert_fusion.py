@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from common_jax.models.bert import BertConfig
-from fusion_jax import ActsConfig, FusionConfig, fuse, vanilla_average
+from fusion_jax import ActsConfig, FusionConfig, fuse, fuse_with_maps, vanilla_average
 from fusion_jax.adapters.bert_symmetry import permute_bert
 
 from .helpers import assert_same_weights, max_difference
@@ -50,7 +50,12 @@ def test_bert_self_fusion_and_permuted_copy_are_exact(model, ids):
         for qk in ("separate", "joint"):
             fused = fuse([permuted, model], 1, config(cost=cost, solver="emd", qk_fusion=qk), ids)
             assert_same_weights(fused, model)
-    assert_same_weights(fuse([permuted, model], 1, config(solver="emd", bert_ln_reference_order=True), ids), model)
+    result = fuse_with_maps([permuted, model], 1, config(solver="emd", bert_ln_reference_order=True), ids)
+    assert_same_weights(result.model, model)
+    units = ("q", "k", "v", "o", "fc1", "fc2")
+    assert set(result.maps[0]) == {"word", "position", "token_type", "transform"} | {
+        f"layer{i}.{u}" for i in range(TINY.num_layers) for u in units}
+    assert result.maps[0]["word"].shape == (TINY.hidden_dim, TINY.hidden_dim)
     averaged = vanilla_average([permuted, model])
     assert np.abs(logits(averaged, ids) - logits(model, ids)).max() > 0.05
 
