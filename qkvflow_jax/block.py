@@ -10,7 +10,7 @@ import equinox as eqx
 import haliax as hax
 import jax
 from haliax import NamedArray
-from levanter.layers.attention import AttentionMask, simple_attention_with_dropout
+from levanter.layers.attention import AttentionMask, dot_product_attention
 
 from .units import apply_linear, layer_norm
 
@@ -48,8 +48,9 @@ def parallel_block(config, w: BlockWeights, x: NamedArray, mask: AttentionMask |
     q = qkv["qkv", 0]
     k = qkv["qkv", 1].rename({"position": "key_position"})
     v = qkv["qkv", 2].rename({"position": "key_position"})
-    attn = simple_attention_with_dropout("position", "key_position", HeadSize, q, k, v, mask=mask,
-                                         inference=inference, dropout=config.attn_pdrop, prng=k_attn)
+    attn = dot_product_attention("position", "key_position", HeadSize, q, k, v, mask=mask, inference=inference,
+                                 dropout=config.attn_pdrop, prng=k_attn, attn_backend=config.attn_backend,
+                                 flash_block_size=config.flash_attention_block_size)
     attn_out = apply_linear(attn, w.out_w, w.out_b, (Heads, HeadSize))
 
     h = layer_norm(x, Embed, w.ln_mlp_gamma, w.ln_mlp_beta, config.layer_norm_epsilon)

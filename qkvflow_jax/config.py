@@ -11,13 +11,17 @@ from dataclasses import dataclass, field
 import equinox as eqx
 import jax
 from haliax import Axis
+from levanter.layers.attention import AttentionBackend
 from levanter.layers.rotary import DefaultRotaryEmbeddingsConfig, RotaryEmbeddingsConfig
 from levanter.models.lm_model import LmConfig
+from levanter.utils.flop_utils import lm_flops_per_token
 
 from .solvers import SolverConfig
+from .units import HYPER_INITS, HypernetInit
 
 TIME_GRIDS = ("uniform", "random_shift")
 TIME_FEATURE_DTYPES = ("float32", "compute")
+WEIGHT_GENERATIONS = ("batched", "per_step")
 LLAMA_MLP_NORMS = ("stacked", "residual")
 # vocabulary sizes of the tokenizers the paper configs name, for building abstract models offline
 KNOWN_VOCAB_SIZES = {"gpt2": 50257, "bytes": 257, "meta-llama/Llama-2-7b-hf": 32000,
@@ -75,6 +79,11 @@ class _GptBlockShape(_TransformerShape):
     attn_pdrop: float = 0.0
     token_init_std: float = 0.02
     position_init_std: float = 0.01
+    # levanter's attention kernels: VANILLA materialises the scores (the reference's choice); None picks the
+    # platform's default as levanter's GPT-2 does (JAX flash attention on CPU, TransformerEngine on GPU, Splash on
+    # TPU). Every backend computes the same function.
+    attn_backend: AttentionBackend | None = AttentionBackend.VANILLA
+    flash_attention_block_size: int | None = None
 
     def _check_gpt_block(self):
         self._check_shape()
@@ -93,17 +102,26 @@ class _TimeConfig:
     time_embed_dim: int = 20  # d: width of every unit's time MLP and of e(t)
     time_scale: float = 1000.0
     time_max_period: float = 10000.0
-    hypernetwork: bool = True  # False: A = B = G = H = 0 and no time MLPs (the weight-tied parallel baseline)
+    hypernetwork: bool = True  # False: static W0 ~ N(0, std^2), biases and norms (the weight-tied parallel baseline)
+    hyper_init: str = "reference"  # "scaled": W(t), b(t), LN modulation at the discrete model's scale (units.py)
     time_features_dtype: str = "float32"  # "compute" reproduces reference bug F2 (t, phi in bf16)
     time_grid: str = "uniform"  # "random_shift": randomised training grid (§7.2); evaluation stays uniform
     solver: SolverConfig = field(default_factory=SolverConfig)
-    hyper_bias_init_std: float = 1e-4  # B ~ hyper_bias_init_std * N(0, 1)
+    # euler_scan: "batched" generates W(tau_i) for every step in one batched product before the loop (and its
+    # gradient once after it); "per_step" inside each rematerialised step, as the reference (twice per train step)
+    weight_generation: str = "batched"
+    hyper_bias_init_std: float = 1e-4  # B ~ hyper_bias_init_std * N(0, 1) (reference; / sqrt(d) under scaled)
 
     def _check_time(self, dropouts: dict[str, float]):
         _check_positive("model", sinusoidal_dim=self.sinusoidal_dim, time_embed_dim=self.time_embed_dim)
         if self.time_features_dtype not in TIME_FEATURE_DTYPES:
             raise ValueError(f"model.time_features_dtype must be one of {TIME_FEATURE_DTYPES}, "
                              f"got {self.time_features_dtype!r}")
+        if self.hyper_init not in HYPER_INITS:
+            raise ValueError(f"model.hyper_init must be one of {HYPER_INITS}, got {self.hyper_init!r}")
+        if self.weight_generation not in WEIGHT_GENERATIONS:
+            raise ValueError(f"model.weight_generation must be one of {WEIGHT_GENERATIONS}, "
+                             f"got {self.weight_generation!r}")
         if self.time_grid not in TIME_GRIDS:
             raise ValueError(f"model.time_grid must be one of {TIME_GRIDS}, got {self.time_grid!r}")
         if self.time_grid != "uniform" and self.solver.uses_diffrax:
@@ -114,6 +132,11 @@ class _TimeConfig:
 
     TimeFeat = property(lambda self: Axis("time_feat", 2 * self.sinusoidal_dim + 1))
     TimeEmbed = property(lambda self: Axis("time_embed", self.time_embed_dim))
+
+    def hypernet_init(self) -> HypernetInit:
+        """The initial standard deviations of the time-dependent units (``hyper_init``, ``initializer_range``)."""
+        return HypernetInit.of(self.hyper_init, self.TimeFeat, self.TimeEmbed, self.initializer_range,
+                               self.hyper_bias_init_std)
 
 
 @LmConfig.register_subclass("diffeqformer")
@@ -129,6 +152,14 @@ class DiffEqFormerConfig(_TimeConfig, _GptBlockShape, LmConfig):
         self._check_gpt_block()
         self._check_time({"embed_pdrop": self.embed_pdrop, "resid_pdrop": self.resid_pdrop,
                           "attn_pdrop": self.attn_pdrop})
+
+    def flops_per_token(self, vocab_size: int, context_length: int) -> float:
+        """Forward FLOPs per token, levanter's formula for the GPT-2 of equal width and depth: each Euler step does
+        a parallel block's per-token work. The weight generation (2 d In Out FLOPs per unit and step, once per
+        batch, not per token) is overhead, not model FLOPs, as rematerialisation is."""
+        return lm_flops_per_token(hidden_dim=self.hidden_dim, intermediate_dim=self.hidden_dim * self.mlp_scale,
+                                  num_layers=self.num_layers, num_kv_heads=self.num_heads, num_heads=self.num_heads,
+                                  seq_len=context_length, vocab_size=vocab_size, glu=False)
 
     @property
     def model_type(self):

@@ -14,7 +14,6 @@ import equinox as eqx
 import haliax as hax
 import haliax.nn as hnn
 import jax
-import jax.numpy as jnp
 from haliax import Axis, NamedArray
 from levanter.layers.attention import AttentionMask
 from levanter.models.lm_model import LmHeadModel
@@ -22,6 +21,8 @@ from levanter.models.lm_model import LmHeadModel
 from .block import BlockWeights, parallel_block
 from .config import DiffEqFormerConfig, ParallelTransformerConfig
 from .embeddings import TokenAndPositionEmbeddings, final_layer_norm
+from .solvers import euler_fold
+from .time_features import uniform_grid
 
 LORA_INITS = ("zero", "reference")
 LORA_RANK = "lora_rank"
@@ -97,13 +98,10 @@ class DiscreteParallelTransformer(LmHeadModel[ParallelTransformerConfig]):
         k_embed, k_layers = jax.random.split(key) if key is not None else (None, None)
         mask = AttentionMask.causal() if attn_mask is None else attn_mask
         x = self.embeddings(input_ids, key=k_embed)
-        dt = 1.0 / c.num_layers
-
-        def layer(x, w, k):
-            return x + parallel_block(c, w, x, mask, key=k) * jnp.asarray(dt, x.dtype)
-
+        _, dt = uniform_grid(c.num_layers)
         keys = jax.random.split(k_layers, c.num_layers) if k_layers is not None else None
-        x = hax.fold(layer, c.Layers, remat=c.gradient_checkpointing)(x, self.merged_blocks(), keys)
+        x = euler_fold(lambda x, w, k: parallel_block(c, w, x, mask, key=k), x, self.merged_blocks(), dt, keys,
+                       Steps=c.Layers, checkpoint=c.gradient_checkpointing)
         return self.ln_f(x)
 
     def get_lm_head(self) -> NamedArray:
@@ -137,7 +135,7 @@ def discretise(model, num_layers: int | None = None, *, dt: float | None = None)
         raise ValueError("model.time_features_dtype must be float32 to discretise (the legacy bf16 grid is F2)")
     L = steps_from(num_layers, dt)
     Layers = Axis("layers", L)
-    tau = jnp.arange(1, L + 1, dtype=jnp.result_type(float)) / L
+    tau, _ = uniform_grid(L)
     blocks = hax.vmap(lambda t: model.field.weights_at(t.array), Layers)(hax.named(tau, Layers))
     if not config.use_bias:
         blocks = dataclasses.replace(blocks, qkv_b=None, out_b=None, fc_b=None, proj_b=None)
@@ -147,6 +145,7 @@ def discretise(model, num_layers: int | None = None, *, dt: float | None = None)
         gradient_checkpointing=config.gradient_checkpointing, mlp_scale=config.mlp_scale, use_bias=config.use_bias,
         embed_pdrop=config.embed_pdrop, resid_pdrop=config.resid_pdrop, attn_pdrop=config.attn_pdrop,
         token_init_std=config.token_init_std, position_init_std=config.position_init_std,
+        attn_backend=config.attn_backend, flash_attention_block_size=config.flash_attention_block_size,
     )
     return DiscreteParallelTransformer(model.embeddings, blocks, model.ln_f, None, discrete_config)
 

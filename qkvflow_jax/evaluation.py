@@ -1,11 +1,14 @@
 """Validation loss and bits per byte of any LmHeadModel outside training, with levanter's tagged evaluator
-(the same numbers as the ``eval/loss`` and ``eval/bpb`` that ``train_lm`` logs)."""
+(the same numbers as the ``eval/loss`` and ``eval/bpb`` that ``train_lm`` logs), and the zero-shot depth change
+of a DiffEqFormer (spec §7.3)."""
 
 import jax
 from haliax import Axis
 from haliax.partitioning import round_axis_for_partitioning
 from levanter.eval import TaggedEvaluator, _default_lm_eval_loss_fn, eval_model
 from levanter.trainer import TrainerConfig
+
+from .discrete import discretise
 
 
 def vocab_axis(tokenizer, trainer: TrainerConfig) -> Axis:
@@ -35,3 +38,9 @@ def evaluate(evaluator: TaggedEvaluator, model, trainer: TrainerConfig) -> dict[
     with trainer.use_device_mesh():
         metrics = eval_model(evaluator, model, prefix="eval")
     return {"loss": float(metrics["eval/loss"]), "bpb": float(metrics["eval/bpb"])}
+
+
+def zero_shot_bpb(evaluator: TaggedEvaluator, model, layers, trainer: TrainerConfig) -> dict[int, float]:
+    """{L': validation bits per byte} of a DiffEqFormer evaluated at L' Euler steps without training (exactly
+    its discretisation at L')."""
+    return {n: evaluate(evaluator, discretise(model, n), trainer)["bpb"] for n in layers}

@@ -20,6 +20,9 @@ from .model import integrate_field, time_features
 from .units import TimeDependentLinear, TimeDependentNorm, apply_linear, rms_norm
 
 
+LLAMA_LINEAR_UNITS = ("q", "k", "v", "o", "gate", "up", "down")
+
+
 class LlamaVectorField(eqx.Module):
     """F(x, t) of the Llama variant from nine time-dependent units."""
 
@@ -38,10 +41,10 @@ class LlamaVectorField(eqx.Module):
     def init(config: DiffEqFormerLlamaConfig, *, key) -> "LlamaVectorField":
         c = config
         keys = jax.random.split(key, 9)  # independent keys per unit (fix F9)
-        unit = dict(TimeFeat=c.TimeFeat, TimeEmbed=c.TimeEmbed, use_bias=False, hypernetwork=c.hypernetwork,
-                    std=c.initializer_range, bias_std=c.hyper_bias_init_std)
-        norm = dict(TimeFeat=c.TimeFeat, TimeEmbed=c.TimeEmbed, hypernetwork=c.hypernetwork,
-                    time_bias=c.rmsnorm_time_bias, std=c.initializer_range)
+        init = c.hypernet_init()
+        unit = dict(TimeFeat=c.TimeFeat, TimeEmbed=c.TimeEmbed, init=init, use_bias=False, hypernetwork=c.hypernetwork)
+        norm = dict(TimeFeat=c.TimeFeat, TimeEmbed=c.TimeEmbed, init=init, hypernetwork=c.hypernetwork,
+                    time_bias=c.rmsnorm_time_bias)
         heads = (c.Heads, c.HeadSize)
         return LlamaVectorField(
             config=c,
@@ -56,31 +59,53 @@ class LlamaVectorField(eqx.Module):
             rms_mlp=TimeDependentNorm.init(c.Embed, key=keys[8], **norm),
         )
 
-    def __call__(self, x: NamedArray, t, mask: AttentionMask | NamedArray | None = None, key=None) -> NamedArray:
-        """F(x, t) for x (..., position, embed)."""
+    def weights_at(self, t, compute_dtype=None) -> "LlamaBlockWeights":
+        """The block tensors generated at depth-time t (a scalar)."""
+        compute_dtype = compute_dtype if compute_dtype is not None else self.q.W0.dtype
+        phi = time_features(self.config, t, compute_dtype)
+        linear = {name: getattr(self, name).weight_and_bias(phi)[0] for name in LLAMA_LINEAR_UNITS}
+        return LlamaBlockWeights(**linear, rms_attn=self.rms_attn.scale_and_shift(phi),
+                                 rms_mlp=self.rms_mlp.scale_and_shift(phi))
+
+    def apply(self, w: "LlamaBlockWeights", x: NamedArray, mask: AttentionMask | NamedArray | None = None,
+              key=None) -> NamedArray:
+        """F(x) for x (..., position, embed) with the given (generated) block weights."""
         c = self.config
         mask = AttentionMask.causal() if mask is None else mask
-        phi = time_features(c, t, x.dtype)
-
-        def linear(unit, h, In):
-            weight, _ = unit.weight_and_bias(phi)
-            return apply_linear(h, weight, None, In)
-
         heads = (c.Heads, c.HeadSize)
-        h_attn = rms_norm(x, c.Embed, *self.rms_attn.scale_and_shift(phi), c.layer_norm_epsilon)
+        h_attn = rms_norm(x, c.Embed, *w.rms_attn, c.layer_norm_epsilon)
         rope = c.rope.build(c.HeadSize)
         positions = hax.arange(x.resolve_axis("position"))
-        q = rope(linear(self.q, h_attn, c.Embed), positions)
-        k = rope(linear(self.k, h_attn, c.Embed), positions).rename({"position": "key_position"})
-        v = linear(self.v, h_attn, c.Embed).rename({"position": "key_position"})
+        q = rope(apply_linear(h_attn, w.q, None, c.Embed), positions)
+        k = rope(apply_linear(h_attn, w.k, None, c.Embed), positions).rename({"position": "key_position"})
+        v = apply_linear(h_attn, w.v, None, c.Embed).rename({"position": "key_position"})
         attn = simple_attention_with_dropout("position", "key_position", c.HeadSize, q, k, v, mask=mask,
                                              inference=True)
-        attn_out = linear(self.o, attn, heads)
+        attn_out = apply_linear(attn, w.o, None, heads)
 
         mlp_in = h_attn if c.llama_mlp_norm == "stacked" else x
-        h_mlp = rms_norm(mlp_in, c.Embed, *self.rms_mlp.scale_and_shift(phi), c.layer_norm_epsilon)
-        hidden = hax.nn.silu(linear(self.gate, h_mlp, c.Embed)) * linear(self.up, h_mlp, c.Embed)
-        return attn_out + linear(self.down, hidden, c.Mlp)
+        h_mlp = rms_norm(mlp_in, c.Embed, *w.rms_mlp, c.layer_norm_epsilon)
+        hidden = hax.nn.silu(apply_linear(h_mlp, w.gate, None, c.Embed)) * apply_linear(h_mlp, w.up, None, c.Embed)
+        return attn_out + apply_linear(hidden, w.down, None, c.Mlp)
+
+    def __call__(self, x: NamedArray, t, mask: AttentionMask | NamedArray | None = None, key=None) -> NamedArray:
+        """F(x, t) for x (..., position, embed)."""
+        return self.apply(self.weights_at(t, x.dtype), x, mask, key)
+
+
+class LlamaBlockWeights(eqx.Module):
+    """The tensors of one Llama-variant block: q, k, v (Embed, Heads, HeadSize), o (Heads, HeadSize, Embed), gate,
+    up (Embed, Mlp), down (Mlp, Embed); (scale, shift) of the two RMSNorms, each (Embed)."""
+
+    q: NamedArray
+    k: NamedArray
+    v: NamedArray
+    o: NamedArray
+    gate: NamedArray
+    up: NamedArray
+    down: NamedArray
+    rms_attn: tuple[NamedArray, NamedArray]
+    rms_mlp: tuple[NamedArray, NamedArray]
 
 
 class DiffEqFormerLlamaLMHeadModel(LmHeadModel[DiffEqFormerLlamaConfig]):

@@ -20,7 +20,7 @@ from .block import BlockWeights, parallel_block
 from .config import DiffEqFormerConfig
 from .embeddings import TokenAndPositionEmbeddings, final_layer_norm
 from .time_features import fourier_time_features, legacy_compute_dtype_grid, random_shift_grid, uniform_grid
-from .solvers import diffrax_solve, euler_scan
+from .solvers import diffrax_solve, euler_fold, euler_scan
 from .units import TimeDependentLinear, TimeDependentNorm
 
 
@@ -42,14 +42,22 @@ def integration_grid(config, num_steps: int, compute_dtype, key=None):
 
 
 def integrate_field(config, field, x0: NamedArray, mask, num_steps: int, key=None) -> NamedArray:
-    """X(1) from X(0) with the configured solver; ``field(x, t, mask, key)``; dropout keys only for euler_scan."""
+    """X(1) from X(0) with the configured solver; dropout keys only for euler_scan.
+
+    ``field(x, t, mask, key)`` evaluates F; for ``weight_generation: batched`` it also has ``weights_at(t, dtype)``
+    and ``apply(weights, x, mask, key)``, and the weights of every step are generated before the loop."""
     if config.solver.uses_diffrax:
         x1, _ = diffrax_solve(field, x0, mask, num_steps, config.solver)
         return x1
     grid_key, step_key = jax.random.split(key) if key is not None else (None, None)
     tau, dt = integration_grid(config, num_steps, x0.dtype, grid_key)
     keys = jax.random.split(step_key, tau.shape[0]) if step_key is not None else None
-    return euler_scan(lambda x, t, k: field(x, t, mask, k), x0, tau, dt, keys,
+    if config.weight_generation == "per_step":
+        return euler_scan(lambda x, t, k: field(x, t, mask, k), x0, tau, dt, keys,
+                          checkpoint=config.gradient_checkpointing)
+    Steps = Axis("layers", tau.shape[0])
+    weights = hax.vmap(lambda t: field.weights_at(t.array, x0.dtype), Steps)(hax.named(tau, Steps))
+    return euler_fold(lambda x, w, k: field.apply(w, x, mask, k), x0, weights, dt, keys, Steps=Steps,
                       checkpoint=config.gradient_checkpointing)
 
 
@@ -68,10 +76,10 @@ class ParallelVectorField(eqx.Module):
     def init(config: DiffEqFormerConfig, *, key) -> "ParallelVectorField":
         c = config
         keys = jax.random.split(key, 6)  # one independent key per unit (fix F9)
-        unit = dict(TimeFeat=c.TimeFeat, TimeEmbed=c.TimeEmbed, use_bias=c.use_bias, hypernetwork=c.hypernetwork,
-                    std=c.initializer_range, bias_std=c.hyper_bias_init_std)
-        norm = dict(TimeFeat=c.TimeFeat, TimeEmbed=c.TimeEmbed, hypernetwork=c.hypernetwork,
-                    std=c.initializer_range)
+        init = c.hypernet_init()
+        unit = dict(TimeFeat=c.TimeFeat, TimeEmbed=c.TimeEmbed, init=init, use_bias=c.use_bias,
+                    hypernetwork=c.hypernetwork)
+        norm = dict(TimeFeat=c.TimeFeat, TimeEmbed=c.TimeEmbed, init=init, hypernetwork=c.hypernetwork)
         return ParallelVectorField(
             config=c,
             qkv=TimeDependentLinear.init(c.Embed, (c.Qkv, c.Heads, c.HeadSize), key=keys[0], **unit),
@@ -94,10 +102,15 @@ class ParallelVectorField(eqx.Module):
         gm, bm = self.ln_mlp.scale_and_shift(phi)
         return BlockWeights(qkv_w, qkv_b, out_w, out_b, fc_w, fc_b, proj_w, proj_b, ga, ba, gm, bm)
 
+    def apply(self, weights: BlockWeights, x: NamedArray, mask: AttentionMask | NamedArray | None = None,
+              key=None) -> NamedArray:
+        """The parallel block with the given (generated) weights."""
+        mask = AttentionMask.causal() if mask is None else mask
+        return parallel_block(self.config, weights, x, mask, key=key)
+
     def __call__(self, x: NamedArray, t, mask: AttentionMask | NamedArray | None = None, key=None) -> NamedArray:
         """F(x, t) for x (..., position, embed): the parallel block with the weights of time t."""
-        mask = AttentionMask.causal() if mask is None else mask
-        return parallel_block(self.config, self.weights_at(t, x.dtype), x, mask, key=key)
+        return self.apply(self.weights_at(t, x.dtype), x, mask, key)
 
 
 class DiffEqFormerLMHeadModel(LmHeadModel[DiffEqFormerConfig]):

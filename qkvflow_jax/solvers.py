@@ -1,8 +1,10 @@
 """Integrating dX/dt = F(X, t) over depth-time [0, 1] (spec §1.4, §7.1).
 
 - ``euler_scan`` (default, the reference's fast path): explicit Euler on a given grid, evaluating F at the
-  right end of each interval, as a ``jax.lax.scan`` whose step is rematerialised (``jax.checkpoint``), so the
-  generated weights are recomputed in the backward pass (discretise-then-optimise).
+  right end of each interval (discretise-then-optimise). :func:`euler_fold` folds over block weights generated
+  for every step beforehand (``weight_generation: batched``, the default, and the discretised transformer);
+  :func:`euler_scan` generates them inside each rematerialised step, so again in the backward pass
+  (``weight_generation: per_step``, as the reference).
 - diffrax: ``euler`` (ConstantStepSize, dt0 = 1/L, field (t, x) -> F(x, t + dt0): the right endpoint, equal to
   ``euler_scan``), ``heun``, ``tsit5``, ``dopri5`` with constant steps or a PID controller, and a configurable
   adjoint. diffrax solvers need a deterministic field: dropout is never applied on that path.
@@ -62,6 +64,18 @@ def euler_scan(field, x0, tau, dt, keys=None, *, checkpoint: bool = True):
         step = jax.checkpoint(step)
     x, _ = jax.lax.scan(step, x0, (tau, dt, keys))
     return x
+
+
+def euler_fold(block, x0, weights, dt, keys=None, *, Steps, checkpoint: bool = True):
+    """X_{i+1} = X_i + dt_i block(X_i, weights_i, key_i) over the named axis ``Steps`` of the stacked ``weights``.
+
+    ``dt``: (n,) step sizes; ``keys``: (n, 2) dropout keys or None. Each step is rematerialised when
+    ``checkpoint``; the weights are inputs of the loop, so nothing is regenerated in the backward pass."""
+
+    def step(x, w, dt_i, key_i):
+        return x + block(x, w, key_i) * dt_i.astype(x.dtype)
+
+    return hax.fold(step, Steps, remat=checkpoint)(x0, weights, dt, keys)
 
 
 class _Field(eqx.Module):

@@ -64,11 +64,17 @@ def plot_clustering(trajectories: dict[str, np.ndarray], out_png: Path) -> Path:
     return out_png
 
 
-def plot_curves(series: dict[str, tuple[list, list]], title: str, xlabel: str, ylabel: str, out_png: Path) -> Path:
-    """One line per entry of ``series`` (label -> (x, y))."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+def plot_curves(series: dict[str, tuple[list, list]], title: str, xlabel: str, ylabel: str, out_png: Path,
+                errors: dict[str, list] | None = None, logy: bool = False) -> Path:
+    """One line per entry of ``series`` (label -> (x, y)), with error bars where ``errors`` (label -> y errors)
+    has the label; a log y axis with ``logy``."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if logy:
+        ax.set_yscale("log")
+    errors = errors or {}
     for label, (x, y) in series.items():
-        ax.plot(x, y, "o-" if len(x) < 30 else "-", label=label, markersize=4)
+        ax.errorbar(x, y, yerr=errors.get(label), fmt="o-" if len(x) < 30 else "-", label=label, markersize=4,
+                    capsize=3)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

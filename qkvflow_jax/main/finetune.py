@@ -36,7 +36,7 @@ from common_jax.training.run_setup import (
 
 from ..config import DiffEqFormerConfig
 from ..discrete import LORA_INITS, add_lora, discretise, trainable_filter
-from ..evaluation import evaluate, make_evaluator, vocab_axis
+from ..evaluation import evaluate, make_evaluator, vocab_axis, zero_shot_bpb
 
 logger = logging.getLogger(__name__)
 FINETUNE_MODES = ("full", "lora")
@@ -79,11 +79,10 @@ def main(config: FinetuneConfig) -> dict:
     Vocab = vocab_axis(data.the_tokenizer, config.trainer)
     Pos = config.model.max_Pos
     abstract = eqx.filter_eval_shape(lambda: config.model.build(Vocab, key=jax.random.PRNGKey(0)))
-    pretrained = load_model(abstract, config.pretrained_checkpoint)
+    pretrained = load_model(abstract, config.pretrained_checkpoint, mesh=config.trainer.device_mesh)
 
     evaluator = make_evaluator(data, Pos, config.trainer)
-    zero_shot = {n: evaluate(evaluator, discretise(pretrained, n), config.trainer)["bpb"]
-                 for n in config.zero_shot_layers}
+    zero_shot = zero_shot_bpb(evaluator, pretrained, config.zero_shot_layers, config.trainer)
     model = discretise(pretrained, config.finetune_layers)
     del pretrained
     if config.finetune_mode == "lora":

@@ -60,22 +60,33 @@ def _zero_hyper(model):
     return model
 
 
+def _tied_copy(model, config):
+    """The weight-tied parallel transformer (``hypernetwork: false``) with ``model``'s W0, embeddings and LN_f, and
+    the static biases and LayerNorms at b0 = 0, gamma0 = 1, beta0 = 0 (what A = B = G = H = 0 generates)."""
+    tied = build(dataclasses.replace(config, hypernetwork=False))
+    for name in ("qkv", "attn_out", "fc", "proj"):
+        unit = getattr(tied.field, name)
+        tied = eqx.tree_at(lambda m: (getattr(m.field, name).W0, getattr(m.field, name).b0), tied,
+                           (getattr(model.field, name).W0, unit.b0 * 0))
+    for name in ("ln_attn", "ln_mlp"):
+        norm = getattr(tied.field, name)
+        tied = eqx.tree_at(lambda m: (getattr(m.field, name).gamma0, getattr(m.field, name).beta0), tied,
+                           (norm.gamma0 * 0 + 1, norm.beta0 * 0))
+    return eqx.tree_at(lambda m: (m.embeddings, m.ln_f), tied, (model.embeddings, model.ln_f))
+
+
 def test_weight_tied_equivalence_with_zero_hypernetwork():
     with jax.enable_x64(True):
         config = small_config()
         model = _zero_hyper(build(config))
-        tied = build(dataclasses.replace(config, hypernetwork=False))
-        for name in ("qkv", "attn_out", "fc", "proj"):
-            tied = eqx.tree_at(lambda m: getattr(m.field, name).W0, tied, getattr(model.field, name).W0)
-        tied = eqx.tree_at(lambda m: (m.embeddings, m.ln_f), tied, (model.embeddings, model.ln_f))
+        tied = _tied_copy(model, config)
         ids = token_ids()
-        # bitwise in f64: W0 + e.0 = W0 and b = 0 exactly
+        # bitwise in f64: W0 + e.0 = W0, b = 0 + 0 and gamma = 1 + 0 exactly
         np.testing.assert_array_equal(logits(model, ids).array, logits(tied, ids).array)
         reference = hax.dot(hand_written_euler(tied, ids, config.num_layers), tied.get_lm_head(), axis="embed")
         assert max_abs_diff(logits(model, ids), reference) < 1e-12
     model32 = _zero_hyper(build(small_config()))
-    tied32 = eqx.tree_at(lambda m: m.field.ln_attn.time_mlp, model32, None)
-    assert max_abs_diff(logits(model32, token_ids()), logits(tied32, token_ids())) < 1e-6
+    assert max_abs_diff(logits(model32, token_ids()), logits(_tied_copy(model32, small_config()), token_ids())) < 1e-6
 
 
 def test_one_euler_step():

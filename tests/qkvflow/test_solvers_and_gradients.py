@@ -55,3 +55,22 @@ def test_euler_converges_at_first_order_to_dopri5():
         assert -1.2 < slope < -0.8, (slope, errors)
         constant_heun = build(small_config(time_scale=1.0, solver=SolverConfig(name="heun")), std=0.1)
         assert max_abs_diff(activations(constant_heun, ids), reference) < errors[0]
+
+
+def test_batched_weight_generation_equals_per_step_f64():
+    """``weight_generation: batched`` (W(tau_i) for every step before the loop) and ``per_step`` (inside each
+    rematerialised step, the reference's loop) are the same function with the same gradients, dropout included."""
+    with jax.enable_x64(True):
+        ids = token_ids()
+        models = {kind: build(small_config(weight_generation=kind, resid_pdrop=0.1))
+                  for kind in ("batched", "per_step")}
+        key = jax.random.PRNGKey(7)
+        outs, grads = {}, {}
+        for kind, model in models.items():
+            params, static = eqx.partition(model, eqx.is_inexact_array)
+            loss = jax.jit(lambda p, s=static: jnp.mean(eqx.combine(p, s)(ids, key=key).array ** 2))
+            outs[kind], grads[kind] = loss(params), jax.jit(jax.grad(loss))(params)
+        assert abs(float(outs["batched"] - outs["per_step"])) < 1e-12
+        flat = [jax.tree.leaves(grads[kind]) for kind in ("batched", "per_step")]
+        assert len(flat[0]) == len(flat[1]) and all(max_abs_diff(a, b) < 1e-12 for a, b in zip(*flat))
+        assert max(float(jnp.max(jnp.abs(g))) for g in flat[0]) > 1e-6
