@@ -1,6 +1,7 @@
 """nfn_jax: Transformer-NFN (Tran et al., ICLR 2025) and the Small Transformer Zoo generator. See nfn.md."""
 
-from .baselines.neural import MlpPredictorConfig, StatNNPredictorConfig
+from .baselines.neural import MlpPredictorConfig, MlpWidePredictorConfig, StatNNPredictorConfig, StatNNWidePredictorConfig
+from .hnps import HnpsClassifierBranch, HnpsLayer, HnpsPool
 from .layers import EquivariantLayer, InvariantLayer, relu_mlp_slots
 from .model import TransformerNFN, TransformerNFNConfig
 from .predictor import PredictorConfig
@@ -19,10 +20,15 @@ __all__ = [
     "BlockGroupElement",
     "BlockWeights",
     "EquivariantLayer",
+    "HnpsClassifierBranch",
+    "HnpsLayer",
+    "HnpsPool",
     "InvariantLayer",
     "MlpPredictorConfig",
+    "MlpWidePredictorConfig",
     "PredictorConfig",
     "StatNNPredictorConfig",
+    "StatNNWidePredictorConfig",
     "TransformerNFN",
     "TransformerNFNConfig",
     "WeightSpaceSpec",

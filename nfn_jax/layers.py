@@ -19,21 +19,72 @@ from .weights import BlockWeights, WeightSpaceSpec
 MLP_SLOTS = ("a", "ba", "b", "bb")
 
 
-def _normal(key, shape, fan_in: int, fan_out: int, power: int, dtype):
-    """``N(0, σ²)`` with ``σ = (2 / (fan_in + fan_out))^{power/2}`` (nfn.md §4, init)."""
-    return (2.0 / (fan_in + fan_out)) ** (power / 2) * jax.random.normal(key, shape, dtype)
+def xavier_groups(groups) -> dict[str, float]:
+    """Standard deviation per coefficient from the reference's Xavier-normal groups.
 
-
-def _init_group(key, shapes: dict[str, tuple[int, ...]], c_in: int, c_out: int, power: int, dtype) -> dict[str, jax.Array]:
-    """Coefficients of one output slot: fan_in sums the contracted sizes of every term feeding it.
-
-    One normal draw for the whole group, cut into the terms (few random ops: fast to compile).
+    ``groups``: ``(power, terms)`` pairs in the reference's order, ``terms`` = ``(name, fan_in, fan_out)``; every
+    term of a group gets ``σ = (2 / Σ(fan_in + fan_out))^{power/2}``. The fans are those the reference derives for
+    each einsum term from its input shape and mask (a leading batch ``-1`` counts as 1). A name listed twice in a
+    group counts twice; a name in two groups keeps the later one's σ (the reference re-initialises it).
     """
-    fan_in = c_in * sum(math.prod(s) for s in shapes.values())
-    sizes = [c_out * c_in * math.prod(s) for s in shapes.values()]
-    flat = _normal(key, (sum(sizes),), fan_in, c_out, power, dtype)
+    stds = {}
+    for power, terms in groups:
+        total = sum(fan_in + fan_out for _, fan_in, fan_out in terms)
+        for name, _, _ in terms:
+            stds[name] = (2.0 / total) ** (power / 2)
+    return stds
+
+
+def equivariant_init_groups(spec: WeightSpaceSpec, d: int, e: int):
+    """The Xavier groups of ``E: d -> e`` channels (nfn.md §4, init): ``<slot>.<term>`` names, ``<slot>.bias``.
+
+    Power 1 for the Q/K/V/O slots and each MLP slot's bias-like group, 2 for the [QK]/[VO] group and the MLP-weight
+    group. Reference quirks kept: E_A's b_B term is sized by D_A; E_bB's b_A and W_B terms are drawn twice (the
+    second group wins, and W_B counts twice in its fans).
+    """
+    h, D, Dk, Dv, DA = spec.h, spec.D, spec.D_k, spec.D_v, spec.D_A
+    pair = d * h * D * D  # a term contracting one channel's per-head [QK] or [VO] (the heads sum inside the term)
+    return [
+        (1, [("q.phi", d * Dk, h * D)]), (1, [("k.phi", d * Dk, h * D)]), (1, [("v.phi", d * Dv, h * D)]),
+        (1, [("o.pool", d * D, h * Dv), ("o.self", d, h * Dv * D)]),
+        (1, [("a.ba_self", d, DA), ("a.bb", d * DA, 1), ("a.bias", 0, e)]),
+        (2, [("a.qk", pair, 1), ("a.vo_pool", pair, 1), ("a.vo_row", d * h * D, D)]),
+        (2, [("a.ba_all", d * DA, 1), ("a.b_pool", d * DA * D, 1), ("a.b_row", d * D, DA), ("a.a_all", d * D * DA, 1),
+             ("a.a_row", d * DA, D), ("a.a_col", d * D, DA), ("a.a_self", d, D * DA)]),
+        (1, [("ba.ba_self", d, DA), ("ba.bb", d * D, 1), ("ba.bias", 0, e)]),
+        (2, [("ba.qk", pair, 1), ("ba.vo_pool", pair, 1)]),
+        (2, [("ba.b_pool", d * DA * D, 1), ("ba.b_row", d * D, DA), ("ba.a_all", d * D * DA, 1), ("ba.a_col", d * D, DA),
+             ("ba.ba_all", d * DA, 1)]),
+        (1, [("b.ba_self", d, DA), ("b.bb", d * D, 1), ("b.bias", 0, e * D)]),
+        (2, [("b.qk", pair, 1), ("b.vo_pool", pair, 1)]),
+        (2, [("b.b_pool", d * DA * D, 1), ("b.ba_all", d * DA, 1), ("b.a_all", d * D * DA, 1), ("b.a_col", d * D, DA),
+             ("b.b_self", d * D, DA)]),
+        (1, [("bb.ba_all", d * DA, 1), ("bb.bb", d * D, 1), ("bb.bias", 0, e * D)]),
+        (2, [("bb.qk", pair, 1), ("bb.vo_pool", pair, 1)]),
+        (2, [("bb.b_pool", d * DA * D, 1), ("bb.ba_all", d * DA, 1), ("bb.b_pool", d * DA * D, 1), ("bb.a_all", d * D * DA, 1)]),
+    ]
+
+
+def invariant_init_groups(spec: WeightSpaceSpec, d: int, e: int):
+    """The Xavier groups of ``I: d -> e`` channels. Reference quirk kept: the b_B term's fan_in is 1."""
+    D, DA, pair = spec.D, spec.D_A, d * spec.h * spec.D * spec.D
+    return [(1, [("ba_all", d * DA, 1), ("bb", 1, 1), ("bias", 0, e)]),
+            (2, [("qk", pair, 1), ("vo_pool", pair, 1)]),
+            (2, [("a_all", d * D * DA, 1), ("b_pool", d * DA * D, 1)])]
+
+
+def sample_normal(key, shapes: dict[str, tuple[int, ...]], stds: dict[str, float], dtype) -> dict[str, jax.Array]:
+    """``N(0, stds[name]^2)`` of each shape, from one draw (few random ops: fast to compile)."""
+    sizes = [math.prod(s) for s in shapes.values()]
+    flat = jax.random.normal(key, (sum(sizes),), dtype)
     offsets = [0, *itertools.accumulate(sizes)]
-    return {name: flat[lo:hi].reshape(c_out, c_in, *s) for (name, s), lo, hi in zip(shapes.items(), offsets, offsets[1:])}
+    return {name: stds[name] * flat[lo:hi].reshape(shape)
+            for (name, shape), lo, hi in zip(shapes.items(), offsets, offsets[1:])}
+
+
+def _split(coefs: dict[str, jax.Array], slot: str) -> dict[str, jax.Array]:
+    """The ``<slot>.<term>`` entries of ``coefs`` as ``{term: array}``."""
+    return {name.split(".", 1)[1]: x for name, x in coefs.items() if name.split(".", 1)[0] == slot}
 
 
 class _Stats(eqx.Module):
@@ -76,26 +127,33 @@ class EquivariantLayer(eqx.Module):
     bias_bb: jax.Array  # [C_out, D]
 
     @staticmethod
+    def coefficient_shapes(spec: WeightSpaceSpec, c_in: int, c_out: int) -> dict[str, tuple[int, ...]]:
+        """``{<slot>.<term>: shape}`` of every coefficient tensor (``[C_out, C_in, ...]``) and bias (``[C_out, ...]``)."""
+        D, pair = spec.D, (c_out, c_in)
+        per_term = {
+            "q.phi": (D, D), "k.phi": (D, D), "v.phi": (D, D), "o.pool": (), "o.self": (),
+            "a.qk": (D, D), "a.vo_pool": (D,), "a.vo_row": (D,), "a.a_all": (), "a.a_row": (), "a.a_col": (),
+            "a.a_self": (), "a.b_pool": (D,), "a.b_row": (D,), "a.ba_all": (), "a.ba_self": (), "a.bb": (D,),
+            "ba.qk": (D, D), "ba.vo_pool": (D,), "ba.a_all": (), "ba.a_col": (), "ba.b_pool": (D,), "ba.b_row": (D,),
+            "ba.ba_all": (), "ba.ba_self": (), "ba.bb": (D,),
+            "b.qk": (D, D, D), "b.vo_pool": (D, D), "b.a_all": (D,), "b.a_col": (D,), "b.b_pool": (D, D),
+            "b.b_self": (D, D), "b.ba_all": (D,), "b.ba_self": (D,), "b.bb": (D, D),
+            "bb.qk": (D, D, D), "bb.vo_pool": (D, D), "bb.a_all": (D,), "bb.b_pool": (D, D), "bb.ba_all": (D,),
+            "bb.bb": (D, D),
+        }
+        biases = {"a.bias": (c_out,), "ba.bias": (c_out,), "b.bias": (c_out, D), "bb.bias": (c_out, D)}
+        return {**{name: (*pair, *shape) for name, shape in per_term.items()}, **biases}
+
+    @staticmethod
     def init(spec: WeightSpaceSpec, c_in: int, c_out: int, *, key, dtype=jnp.float32) -> "EquivariantLayer":
-        D = spec.D
-        kq, ko, ka, kba, kb, kbb = jax.random.split(key, 6)
-        scalar = ()
-        phi_q, phi_k, phi_v = _normal(kq, (3, c_out, c_in, D, D), c_in * D, c_out, 1, dtype)
-        o_coefs = _init_group(ko, {"pool": scalar, "self": scalar}, c_in, c_out, 1, dtype)
-        coef_a = _init_group(ka, {"qk": (D, D), "vo_pool": (D,), "vo_row": (D,), "a_all": scalar, "a_row": scalar,
-                                  "a_col": scalar, "a_self": scalar, "b_pool": (D,), "b_row": (D,), "ba_all": scalar,
-                                  "ba_self": scalar, "bb": (D,)}, c_in, c_out, 2, dtype)
-        coef_ba = _init_group(kba, {"qk": (D, D), "vo_pool": (D,), "a_all": scalar, "a_col": scalar, "b_pool": (D,),
-                                    "b_row": (D,), "ba_all": scalar, "ba_self": scalar, "bb": (D,)}, c_in, c_out, 2, dtype)
-        coef_b = _init_group(kb, {"qk": (D, D, D), "vo_pool": (D, D), "a_all": (D,), "a_col": (D,), "b_pool": (D, D),
-                                  "b_self": (D, D), "ba_all": (D,), "ba_self": (D,), "bb": (D, D)}, c_in, c_out, 2, dtype)
-        coef_bb = _init_group(kbb, {"qk": (D, D, D), "vo_pool": (D, D), "a_all": (D,), "b_pool": (D, D),
-                                    "ba_all": (D,), "bb": (D, D)}, c_in, c_out, 2, dtype)
+        """Xavier-normal per group with random biases, as the reference (:func:`equivariant_init_groups`)."""
+        c = sample_normal(key, EquivariantLayer.coefficient_shapes(spec, c_in, c_out),
+                          xavier_groups(equivariant_init_groups(spec, c_in, c_out)), dtype)
+        coef = {slot: {k: v for k, v in _split(c, slot).items() if k != "bias"} for slot in ("a", "ba", "b", "bb")}
         return EquivariantLayer(
-            phi_q=phi_q, phi_k=phi_k, phi_v=phi_v, o_pool=o_coefs["pool"], o_self=o_coefs["self"],
-            coef_a=coef_a, coef_ba=coef_ba, coef_b=coef_b, coef_bb=coef_bb,
-            bias_a=jnp.zeros((c_out,), dtype), bias_ba=jnp.zeros((c_out,), dtype),
-            bias_b=jnp.zeros((c_out, D), dtype), bias_bb=jnp.zeros((c_out, D), dtype),
+            phi_q=c["q.phi"], phi_k=c["k.phi"], phi_v=c["v.phi"], o_pool=c["o.pool"], o_self=c["o.self"],
+            coef_a=coef["a"], coef_ba=coef["ba"], coef_b=coef["b"], coef_bb=coef["bb"],
+            bias_a=c["a.bias"], bias_ba=c["ba.bias"], bias_b=c["b.bias"], bias_bb=c["bb.bias"],
         )
 
     def __call__(self, w: BlockWeights) -> BlockWeights:
@@ -167,11 +225,17 @@ class InvariantLayer(eqx.Module):
     bias: jax.Array  # [C_out]
 
     @staticmethod
-    def init(spec: WeightSpaceSpec, c_in: int, c_out: int, *, key, dtype=jnp.float32) -> "InvariantLayer":
+    def coefficient_shapes(spec: WeightSpaceSpec, c_in: int, c_out: int) -> dict[str, tuple[int, ...]]:
         D = spec.D
-        coef = _init_group(key, {"qk": (D, D), "vo_pool": (D,), "a_all": (), "b_pool": (D,), "ba_all": (), "bb": (D,)},
-                           c_in, c_out, 2, dtype)
-        return InvariantLayer(coef, jnp.zeros((c_out,), dtype))
+        terms = {"qk": (D, D), "vo_pool": (D,), "a_all": (), "b_pool": (D,), "ba_all": (), "bb": (D,)}
+        return {**{name: (c_out, c_in, *shape) for name, shape in terms.items()}, "bias": (c_out,)}
+
+    @staticmethod
+    def init(spec: WeightSpaceSpec, c_in: int, c_out: int, *, key, dtype=jnp.float32) -> "InvariantLayer":
+        """Xavier-normal per group with a random bias, as the reference (:func:`invariant_init_groups`)."""
+        c = sample_normal(key, InvariantLayer.coefficient_shapes(spec, c_in, c_out),
+                          xavier_groups(invariant_init_groups(spec, c_in, c_out)), dtype)
+        return InvariantLayer({k: v for k, v in c.items() if k != "bias"}, c["bias"])
 
     def __call__(self, w: BlockWeights) -> jax.Array:
         st, c = _Stats.of(w), self.coef

@@ -1,6 +1,9 @@
 """Metrics of accuracy prediction (nfn.md §6): Kendall τ-b (ties handled), R², L1, BCE."""
 
+import jax.numpy as jnp
 import numpy as np
+
+from .loss import binary_cross_entropy
 
 
 def kendall_tau_b(x, y) -> float:
@@ -18,10 +21,9 @@ def kendall_tau_b(x, y) -> float:
 
 
 def regression_metrics(pred, target) -> dict[str, float]:
-    """``tau`` (Kendall τ-b), ``r2``, ``l1`` and ``bce`` (soft-target binary cross-entropy) of predictions in (0, 1)."""
+    """``tau`` (Kendall τ-b), ``r2``, ``l1`` and ``bce`` (torch's ``BCELoss``, soft targets) of predictions in [0, 1]."""
     pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
-    p = np.clip(pred, 1e-7, 1 - 1e-7)
+    bce = float(jnp.mean(binary_cross_entropy(jnp.asarray(pred, jnp.float32), jnp.asarray(target, jnp.float32))))
     ss_res, ss_tot = np.sum((target - pred) ** 2), np.sum((target - target.mean()) ** 2)
     return {"tau": kendall_tau_b(pred, target), "r2": float(1 - ss_res / ss_tot) if ss_tot > 0 else float("nan"),
-            "l1": float(np.mean(np.abs(pred - target))),
-            "bce": float(-np.mean(target * np.log(p) + (1 - target) * np.log(1 - p)))}
+            "l1": float(np.mean(np.abs(pred - target))), "bce": bce}

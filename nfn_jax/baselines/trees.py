@@ -7,7 +7,7 @@ The libraries are the optional extra ``nfn-trees`` (xgboost, lightgbm); :func:`a
 import numpy as np
 
 from ..data import PredictorSplit
-from .neural import flat_encoder
+from ..features import flat_encoder
 
 XGBOOST_PARAMS = {"objective": "reg:squarederror", "learning_rate": 0.1, "max_depth": 10, "min_child_weight": 50,
                   "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 0.01, "reg_alpha": 0.02, "tree_method": "hist"}

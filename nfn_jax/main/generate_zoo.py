@@ -5,6 +5,11 @@
 One shard per chunk (runs sharing optimiser and train fraction). A finished shard is listed in
 ``<output_dir>/manifest.json``; a relaunch skips it, so an interrupted generation resumes at the first unfinished
 shard, and run ids are deterministic (grid index), so the resumed output equals an uninterrupted one.
+
+On a CPU machine, the environment variable
+``XLA_FLAGS="--xla_force_host_platform_device_count=<cores> --xla_cpu_multi_thread_eigen=false"`` gives XLA one
+single-threaded device per core, and a ``chunk_size`` divisible by the core count splits each chunk's models among
+them (``bench/zoo_throughput.py --cpu_devices``).
 """
 
 import json

@@ -9,8 +9,9 @@ Block (row vectors, tokens are rows)::
     Y = LN(X);  Att = Σ_s softmax((Y W_Q^s)(Y W_K^s)^T / √D_k) (Y W_V^s) W_O^s;  Z = LN(Att)
     out = ReLU(Z W_A + b_A) W_B + b_B
 
-with dropout on ``Att`` and on ``out``. ``residual: true`` adds ``X`` to ``Att`` and ``Z`` to ``out``: a standard
-block, kept only as the negative control for the ``P_D`` symmetry.
+with dropout after the embedding plus positions (the reference's embedding layer) and on ``Att`` and ``out``.
+``residual: true`` adds ``X`` to ``Att`` and ``Z`` to ``out``: a standard block, kept only as the negative control
+for the ``P_D`` symmetry.
 """
 
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ class ZooArchitecture:
     image_size: int = 28  # image task: side after optional downsampling
     num_channels: int = 1
     patch_size: int = 4
-    max_len: int = 64  # text task: tokens per example
+    max_len: int = 64  # text task: positional-encoding length = the most tokens an example keeps (reference: 512)
     residual: bool = False  # negative control only: a standard residual block breaks the P_D symmetry
 
     def __post_init__(self):
@@ -73,6 +74,11 @@ class ZooArchitecture:
                        "classifier.fc2.bias": (self.num_classes,)})
         return shapes
 
+    @property
+    def dropout_sites(self) -> int:
+        """Dropout layers of the reference's member: after the embedding, then two per block."""
+        return 1 + 2 * self.num_blocks
+
     def buffers(self) -> dict[str, np.ndarray]:
         """Non-trainable tensors stored in the state dict: the image task's sinusoidal positional encoding."""
         return {POS_KEY: sinusoidal_encoding(self.num_tokens, self.embed_dim)} if self.task == "image" else {}
@@ -102,34 +108,69 @@ def init_params(arch: ZooArchitecture, init_std, key) -> dict[str, jax.Array]:
 
 
 def layer_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
-    """Non-affine LayerNorm over the last axis."""
-    mean = x.mean(-1, keepdims=True)
-    return (x - mean) / jnp.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps)
+    """Non-affine LayerNorm over the last axis, ``(x - mean) · rsqrt(var + eps)`` as torch's kernel computes it."""
+    centred = x - x.mean(-1, keepdims=True)
+    return centred * jax.lax.rsqrt((centred**2).mean(-1, keepdims=True) + eps)
 
 
-def _dropout(x, rate, key):
-    if key is None:
+@jax.custom_jvp
+def softmax(scores: jax.Array) -> jax.Array:
+    """Softmax over the last axis, ``exp(s - max) · (1 / Σ exp(s - max))`` as torch's kernel computes it (one reciprocal
+    per row instead of a division per entry, much cheaper on CPU); ``-inf`` scores get probability 0."""
+    unnormalised = jnp.exp(scores - jax.lax.stop_gradient(scores.max(-1, keepdims=True)))
+    return unnormalised * (1.0 / unnormalised.sum(-1, keepdims=True))
+
+
+@softmax.defjvp
+def _softmax_jvp(primals, tangents):
+    (scores,), (tangent,) = primals, tangents
+    probs = softmax(scores)
+    return probs, probs * (tangent - (probs * tangent).sum(-1, keepdims=True))
+
+
+def dropout_noise(arch: ZooArchitecture, key, batch: int, tokens: int) -> jax.Array:
+    """Uniform noise ``[sites, B, T, D]`` deciding every dropout mask of one training step (sites: the embedding,
+    then the attention and MLP outputs of each block). A unit is kept where ``noise < 1 - rate``.
+
+    Drawn apart from the parameters so that models sharing the reference's seed share it (drawn once per step, not
+    once per model), while each model thresholds it at its own rate."""
+    return jax.random.uniform(key, (arch.dropout_sites, batch, tokens, arch.embed_dim))
+
+
+def dropout(x: jax.Array, rate, noise: jax.Array | None) -> jax.Array:
+    """Inverted dropout as torch's: zero where ``noise >= 1 - rate``, else ``x · 1 / (1 - rate)``. ``noise=None``:
+    identity."""
+    if noise is None:
         return x
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), 0.0)
+    keep = 1.0 - rate
+    return jnp.where(noise < keep, x * (1.0 / keep), 0.0)
 
 
-def encoder_block(params, i: int, x: jax.Array, num_heads: int, *, residual: bool = False, dropout=0.0, key=None):
-    """One block on tokens ``x [B, T, D] -> [B, T, D]`` (module docstring). ``key=None``: no dropout."""
+def encoder_block(params, i: int, x: jax.Array, num_heads: int, *, residual: bool = False, dropout_rate=0.0,
+                  noise: jax.Array | None = None, key_mask: jax.Array | None = None):
+    """One block on tokens ``x [B, T, D] -> [B, T, D]`` (module docstring).
+
+    ``noise [2, B, T, D]``: the dropout noise of the attention and MLP outputs (``None``: no dropout).
+    ``key_mask [B, T]``: the keys each example attends to (``None``: all); see :func:`forward`.
+    """
     p = f"encoder.{i}"
-    B, T, D = x.shape
-    h = num_heads
+    B, T, _ = x.shape
     y = layer_norm(x)
-    heads = lambda name: (y @ params[f"{p}.attention.{name}.weight"].T).reshape(B, T, h, -1)  # noqa: E731
-    q, k, v = heads("queries"), heads("keys"), heads("values")
-    scores = jnp.einsum("bthd,bshd->bhts", q, k) / jnp.sqrt(q.shape[-1]).astype(x.dtype)
-    att = jnp.einsum("bhts,bshd->bthd", jax.nn.softmax(scores, axis=-1), v).reshape(B, T, -1)
+    key_dim = params[f"{p}.attention.keys.weight"].shape[0] // num_heads  # D_k (D_v may differ)
+
+    def heads(name, scale=1.0):
+        return (y @ (params[f"{p}.attention.{name}.weight"].T * scale)).reshape(B, T, num_heads, -1)
+
+    # 1/√D_k folded into W_Q (a D x h·D_k matrix) rather than applied to the scores (B·h·T² of them)
+    q, k, v = heads("queries", 1.0 / np.sqrt(key_dim)), heads("keys"), heads("values")
+    scores = jnp.einsum("bthd,bshd->bhts", q, k)
+    probs = softmax(scores if key_mask is None else jnp.where(key_mask[:, None, None, :], scores, -jnp.inf))
+    att = jnp.einsum("bhts,bshd->bthd", probs, v).reshape(B, T, -1)
     att = att @ params[f"{p}.attention.out_projection.weight"].T
-    k1, k2 = jax.random.split(key) if key is not None else (None, None)
-    att = _dropout(att, dropout, k1)
+    att = dropout(att, dropout_rate, None if noise is None else noise[0])
     z = layer_norm(att + x if residual else att)
     out = jax.nn.relu(z @ params[f"{p}.fc1.weight"].T + params[f"{p}.fc1.bias"]) @ params[f"{p}.fc2.weight"].T
-    out = _dropout(out + params[f"{p}.fc2.bias"], dropout, k2)
+    out = dropout(out + params[f"{p}.fc2.bias"], dropout_rate, None if noise is None else noise[1])
     return out + z if residual else out
 
 
@@ -142,21 +183,41 @@ def embed_images(arch: ZooArchitecture, params, images: jax.Array) -> jax.Array:
     return x @ w.T + params["embedding.conv1.bias"] + params[POS_KEY]
 
 
-def forward(arch: ZooArchitecture, params, tokens: jax.Array, *, dropout=0.0, key=None) -> jax.Array:
-    """Tokens ``[B, T, D]`` (already embedded) -> logits ``[B, num_classes]``: blocks, final LN, mean, classifier."""
-    keys = jax.random.split(key, arch.num_blocks) if key is not None else [None] * arch.num_blocks
-    x = tokens
+def embed_tokens(arch: ZooArchitecture, table: jax.Array, ids: jax.Array) -> jax.Array:
+    """Token ids ``[B, L]`` (``L <= max_len``) -> ``table[ids] + PE[:L]`` ``[B, L, D]`` (the frozen table's row 0,
+    padding and unknown words, is zero)."""
+    return table[ids] + jnp.asarray(sinusoidal_encoding(arch.max_len, arch.embed_dim)[: ids.shape[1]])
+
+
+def forward(arch: ZooArchitecture, params, tokens: jax.Array, *, dropout_rate=0.0, noise: jax.Array | None = None,
+            lengths: jax.Array | None = None) -> jax.Array:
+    """Embedded tokens ``[B, T, D]`` -> logits ``[B, num_classes]``: embedding dropout, blocks, final LN, mean over
+    tokens, classifier (nfn.md §5.1).
+
+    ``noise [sites, B, T, D]`` (:func:`dropout_noise`; ``None``: evaluation, no dropout). ``lengths [B]``: example
+    ``b`` is computed as if its input had ``lengths[b]`` tokens (its batch padded to its longest text, as the
+    reference's per-batch padding does): positions ``>= lengths[b]`` are masked out of every attention and of the
+    mean, so a batch may be stored wider than its longest text. ``None``: every position counts.
+    """
+    mask = None if lengths is None else jnp.arange(tokens.shape[1]) < lengths[:, None]
+    x = dropout(tokens, dropout_rate, None if noise is None else noise[0])
     for i in range(arch.num_blocks):
-        x = encoder_block(params, i, x, arch.num_heads, residual=arch.residual, dropout=dropout, key=keys[i])
-    pooled = layer_norm(x).mean(1)
+        block_noise = None if noise is None else noise[1 + 2 * i : 3 + 2 * i]
+        x = encoder_block(params, i, x, arch.num_heads, residual=arch.residual, dropout_rate=dropout_rate,
+                          noise=block_noise, key_mask=mask)
+    x = layer_norm(x)
+    pooled = x.mean(1) if mask is None else (x * mask[..., None]).sum(1) / lengths[:, None].astype(x.dtype)
     hidden = jax.nn.relu(pooled @ params["classifier.fc1.weight"].T + params["classifier.fc1.bias"])
     return hidden @ params["classifier.fc2.weight"].T + params["classifier.fc2.bias"]
 
 
-def logits(arch: ZooArchitecture, params, inputs: jax.Array, table: jax.Array | None = None, *, dropout=0.0, key=None):
-    """Images ``[B, H, W, C]`` or token ids ``[B, T]`` (looked up in the frozen ``table`` + PE) -> ``[B, classes]``."""
-    if arch.task == "image":
-        tokens = embed_images(arch, params, inputs)
-    else:
-        tokens = table[inputs] + jnp.asarray(sinusoidal_encoding(arch.max_len, arch.embed_dim))
-    return forward(arch, params, tokens, dropout=dropout, key=key)
+def logits(arch: ZooArchitecture, params, inputs: jax.Array, table: jax.Array | None = None, *, dropout_rate=0.0,
+           noise: jax.Array | None = None, lengths: jax.Array | None = None) -> jax.Array:
+    """Images ``[B, H, W, C]`` or token ids ``[B, L]`` (looked up in the frozen ``table`` + PE) -> ``[B, classes]``.
+
+    Dropout (``noise``, ``dropout_rate``) acts after the embedding plus positions and on each block's attention and MLP
+    outputs, as the reference's ``EmbedLayerVision`` / ``EmbedLayerText`` and ``Encoder``. ``lengths``: see
+    :func:`forward`.
+    """
+    tokens = embed_images(arch, params, inputs) if arch.task == "image" else embed_tokens(arch, table, inputs)
+    return forward(arch, params, tokens, dropout_rate=dropout_rate, noise=noise, lengths=lengths)

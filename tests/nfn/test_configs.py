@@ -42,8 +42,13 @@ def test_predictor_yamls(name):
     model = abstract_predictor(config)
     if name == "nfn_mnist_paper.yaml":
         assert parameter_count(model) == 1_812_181  # nfn.md §4
-        assert parameter_count(model.encoder.equivariant[0]) == 783_820
+        assert parameter_count(model.encoder.equivariant[0][0]) == 783_820
         assert parameter_count(model.encoder.invariant[0]) == 112_210
+        # the reference's baselines (InvariantNFN with enc/cls modes mlp or statnn), counted from its layer sizes:
+        # MLP 16,576 -> 10 -> 10, 1,386 -> 10 -> 10 -> 10, 544 -> 10, 30 -> 1; STATNN 112 -> 10 -> 10, 28 -> 10 -> 10
+        for model_type, count in (("mlp", 185_451), ("statnn", 7_121)):
+            baseline = parse_config(TrainPredictorConfig, CONFIGS / name, ["--model.type", model_type])
+            assert parameter_count(abstract_predictor(baseline)) == count, model_type
 
 
 def _error_chain(err: BaseException) -> str:
@@ -57,6 +62,8 @@ def _error_chain(err: BaseException) -> str:
 @pytest.mark.parametrize("cls,yaml,overrides,field", [
     (TrainPredictorConfig, "nfn_tiny.yaml", ["--model.enc_mode", "graph"], "model.enc_mode"),
     (TrainPredictorConfig, "nfn_tiny.yaml", ["--model.weight_space.h", "0"], "weight_space.h"),
+    (TrainPredictorConfig, "nfn_tiny.yaml", ["--model.encoder_channels", "[]"], "encoder_channels"),
+    (TrainPredictorConfig, "nfn_tiny.yaml", ["--cut_off", "1.5"], "cut_off"),
     (ZooConfig, "tiny_mnist.yaml", ["--architecture.num_heads", "3"], "num_heads"),
     (ZooConfig, "tiny_mnist.yaml", ["--sweeps", "[{optimizers: [lbfgs]}]"], "optimizers"),
 ])

@@ -67,9 +67,7 @@ def test_residual_block_breaks_only_the_d_permutation(factors, breaks):
 @pytest.mark.parametrize("factors", FACTORS)
 def test_equivariant_layer_every_slot(factors):
     """3. E(g·W) == g·E(W) slot by slot, C_in = 2, C_out = 3, three heads."""
-    layer = init_layer(EquivariantLayer, 2, 3, 3)
-    # non-zero biases, so the bias terms are exercised too
-    layer = jax.tree.map(lambda x: x + 0.1 if x.ndim in (1, 2) and x.shape[0] == 3 and x.ndim < 3 else x, layer)
+    layer = init_layer(EquivariantLayer, 2, 3, 3)  # random biases (as the reference), so the bias terms count too
     w = random_block(4)
     g = random_block_group_element(jax.random.PRNGKey(5), SPEC, factors=factors)
     run = eqx.filter_jit(lambda m, x: m(x))
@@ -112,9 +110,9 @@ def _zoo_weights(seed, spec=SPEC, n=3) -> ZooWeights:
 
 
 def test_whole_predictor_with_a_different_group_element_per_block():
-    """6. f(g1·W1, g2·W2) == f(W1, W2); classifier and embedding untouched."""
-    config = TransformerNFNConfig(weight_space=SPEC, classifier_features=7 * 6 + 7 + 70 + 10,
-                                  embedding_features=6 * 4 + 6, hidden_channels=4)
+    """6. f(g1·W1, g2·W2) == f(W1, W2) with two E layers; classifier (HNPS branch) and embedding untouched."""
+    config = TransformerNFNConfig(weight_space=SPEC, classifier_hidden=7, num_classes=10, embedding_features=6 * 4 + 6,
+                                  encoder_channels=(3, 4), cls_mode="hnps", classifier_channels=(2, 3))
     model = config.build(key=jax.random.PRNGKey(11), dtype=jnp.float64)
     w = _zoo_weights(12)
     g = random_group_element(jax.random.PRNGKey(13), SPEC)

@@ -1,4 +1,6 @@
-"""Zoo generator: vmapped step == each model alone, sharded == single device, storage formats, loader, resume."""
+"""Zoo generator: the member equals the reference's torch modules (dropout after the embedding included), the zoo's
+learning rates equal torch's schedulers, vmapped step == each model alone, sharded == single device, the reference's
+train subset, storage formats, loader, resume."""
 
 import csv
 import io
@@ -6,8 +8,10 @@ import json
 import zipfile
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
 from common_jax.launch import parse_config
 from nfn_jax.main import generate_zoo
@@ -15,11 +19,13 @@ from nfn_jax.weights import WeightSpaceSpec, zoo_weights_to_state_dicts
 from nfn_jax.zoo.config import ZooConfig
 from nfn_jax.zoo.data import ZooDataConfig
 from nfn_jax.zoo.io import export_released, load_zoo, read_csv
-from nfn_jax.zoo.model import ZooArchitecture
+from nfn_jax.zoo.model import ZooArchitecture, dropout_noise, init_params, logits
+from nfn_jax.zoo.torch_member import TorchMember
 from nfn_jax.zoo.torch_zip import load_state_dict, save_state_dict
 from nfn_jax.zoo.train import ChunkSchedule, ChunkTrainer, RunSpec, train_subset
 
 from .test_configs import CONFIGS
+from .test_schedule import torch_epoch_lrs
 
 ARCH = ZooArchitecture(task="image", embed_dim=8, num_heads=2, mlp_dim=16, classifier_hidden=8, image_size=8)
 SCHEDULE = ChunkSchedule(epochs=2, warmup_epochs=1, batch_size=32, crop_padding=1)
@@ -31,6 +37,69 @@ RUNS = [RunSpec(f"run{i:05d}", "adam", lr, std, wd, 1.0, dr) for i, (lr, std, wd
 @pytest.fixture(scope="module")
 def data():
     return ZooDataConfig(image_size=8, max_train=128, max_test=64).load(ARCH.max_len, ARCH.embed_dim)
+
+
+class FixedMask(torch.nn.Module):
+    """A torch dropout layer replaced by a given keep-mask (inverted scaling as ``nn.Dropout``)."""
+
+    def __init__(self, keep: np.ndarray, rate: float):
+        super().__init__()
+        self.keep, self.rate = torch.from_numpy(keep), rate
+
+    def forward(self, x):
+        return x * self.keep / (1 - self.rate)
+
+
+def test_member_matches_the_reference_torch_modules_with_dropout():
+    """Issue 13 item 7: dropout after patch embedding + positions, then in each block, exactly as the reference's."""
+    arch = ZooArchitecture(task="image", embed_dim=16, num_heads=2, mlp_dim=32, classifier_hidden=16, image_size=12)
+    params = init_params(arch, 0.3, jax.random.PRNGKey(0))
+    params = {k: v + 0.05 * jax.random.normal(jax.random.PRNGKey(i), v.shape) if k.endswith("bias") else v
+              for i, (k, v) in enumerate(params.items())}  # non-zero biases
+    params = {**params, **{k: jnp.asarray(v) for k, v in arch.buffers().items()}}
+    images = np.random.default_rng(0).uniform(-1, 1, (5, 12, 12, 1)).astype(np.float32)
+    member = TorchMember(arch, dropout=0.2)
+    member.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in params.items()})
+    x = torch.from_numpy(images).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        expected = member.eval()(x).numpy()
+    np.testing.assert_allclose(np.asarray(logits(arch, params, jnp.asarray(images))), expected, rtol=1e-5, atol=1e-5)
+
+    rate = 0.2
+    noise = np.asarray(dropout_noise(arch, jax.random.PRNGKey(1), 5, arch.num_tokens))
+    keep = noise < 1 - rate
+    member.train().embedding.dropout = FixedMask(keep[0], rate)
+    for i, block in enumerate(member.encoder):
+        block.dropout1, block.dropout2 = FixedMask(keep[1 + 2 * i], rate), FixedMask(keep[2 + 2 * i], rate)
+    with torch.no_grad():
+        expected = member(x).numpy()
+    got = logits(arch, params, jnp.asarray(images), dropout_rate=rate, noise=jnp.asarray(noise))
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-5)
+    without_embedding_dropout = logits(arch, params, jnp.asarray(images), dropout_rate=rate,
+                                       noise=jnp.asarray(noise).at[0].set(0.0))
+    assert not np.allclose(np.asarray(without_embedding_dropout), expected, atol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch: scheduler stepped without an optimiser step
+def test_zoo_learning_rates_equal_torch_schedulers():
+    """Issue 13 item 1: the paper zoo's per-epoch rates are torch's LinearLR + CosineAnnealingLR as the reference chains
+    them (full rate at epoch index warmup - 1)."""
+    config = parse_config(ZooConfig, CONFIGS / "mnist_full.yaml")
+    schedule = config.schedule()
+    lrs = np.asarray(config.sweeps[0].learning_rates)
+    got = np.stack([schedule.epoch_lr(lrs, e) for e in range(config.epochs)], 1)
+    expected = np.asarray([torch_epoch_lrs(float(lr), config.epochs, config.warmup_epochs, config.min_lr)
+                           for lr in lrs])
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(got[:, config.warmup_epochs - 1], lrs, rtol=1e-12)
+
+
+def test_train_subset_is_the_reference_one():
+    """``int(fraction * n)`` examples: ``np.random.choice`` after ``np.random.seed(3)`` (images), the first ones
+    (texts)."""
+    np.random.seed(3)
+    np.testing.assert_array_equal(train_subset(1000, 0.7, "image", 3), np.random.choice(1000, 700, replace=False))
+    np.testing.assert_array_equal(train_subset(1001, 0.9, "text", 3), np.arange(900))
 
 
 def _train(trainer, data, runs):
@@ -64,8 +133,8 @@ def test_torch_zip_round_trip(tmp_path):
     save_state_dict(sd, tmp_path / "x.pt")
     back = load_state_dict(tmp_path / "x.pt")
     assert list(back) == list(sd)
-    for k in sd:
-        assert back[k].dtype == sd[k].dtype and np.array_equal(back[k], sd[k])
+    for k, value in sd.items():
+        assert back[k].dtype == value.dtype and np.array_equal(back[k], value)
     with zipfile.ZipFile(tmp_path / "x.pt") as z:
         assert {"archive/data.pkl", "archive/version", "archive/byteorder", "archive/data/0"} <= set(z.namelist())
 
@@ -73,10 +142,10 @@ def test_torch_zip_round_trip(tmp_path):
 def test_generate_export_load_and_resume(in_tmp):
     overrides = ["--output_dir", "zoo", "--max_models", "12", "--chunk_size", "8", "--epochs", "3", "--warmup_epochs", "1",
                  "--checkpoint_epochs", "[1, 3]", "--save_best", "true", "--data.max_train", "1024", "--data.max_test", "256",
-                 "--batch_size", "64",
+                 "--batch_size", "32",
                  "--architecture.embed_dim", "8", "--architecture.mlp_dim", "16", "--architecture.classifier_hidden", "8",
-                 "--sweeps", "[{optimizers: [adam], learning_rates: [3e-3, 1e-2, 3e-2], init_stds: [0.1, 0.3],"
-                 " weight_decays: [1e-4], train_fractions: [1.0, 0.5], dropouts: [0.0]}]"]
+                 "--sweeps", ("[{optimizers: [adam], learning_rates: [3e-3, 1e-2, 3e-2], init_stds: [0.3, 0.5],"
+                              " weight_decays: [1e-4], train_fractions: [1.0, 0.5], dropouts: [0.0]}]")]
     config = parse_config(ZooConfig, CONFIGS / "tiny_mnist.yaml", overrides)
     info = generate_zoo.main(config)
     assert info["num_runs"] == 12 and info["num_checkpoints"] == 12 * 3  # epochs 1, 3 and best1
@@ -97,12 +166,12 @@ def test_generate_export_load_and_resume(in_tmp):
     generate_zoo.main(config)
     after = {p.name: p.read_bytes() for p in (in_tmp / "zoo").glob("shard_*")}
     assert after.keys() == before.keys()
-    for name in after:
+    for name, content in after.items():
         if name.endswith(".npz"):
             a, b = np.load(in_tmp / "zoo" / name), np.load(io.BytesIO(before[name]))
             assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
         else:
-            assert after[name] == before[name]
+            assert content == before[name]
 
     # native -> released layout (per-file .pt, reference naming) -> loader; zip too; both accuracy columns
     native = load_zoo(in_tmp / "zoo", epoch="3", num_heads=2)
