@@ -1,5 +1,6 @@
 """equitune_jax: equitune, λ-equitune, equizero and the efficient multi-group equivariant wrappers
-(Baltaji, Basu, Varshney, TMLR 2024) for any Equinox model. See equitune_jax/README_SECTION.md."""
+(Baltaji, Basu, Varshney, TMLR 2024) around any callable model. Usage, configs and measured results: the
+``equitune_jax`` section of the repository's README.md."""
 
 from .groups import (
                      Group,
@@ -11,6 +12,7 @@ from .groups import (
                      commute,
                      d4,
                      hflip,
+                     identity,
                      per_input_product,
                      product,
                      reynolds,
@@ -28,15 +30,18 @@ from .wrappers import (
                      LambdaEquitune,
                      MultiEquitune,
                      MultiInputEquivariant,
+                     RelaxedEquivariant,
                      equitune,
                      equizero,
                      lambda_equitune,
                      multi_equitune,
                      multi_input_equivariant,
+                     relaxed,
 )
 
 __all__ = ["Equitune", "Equizero", "Group", "ISBlock", "ImageGroup", "LambdaEquitune", "MultiEquitune",
            "MultiInputEquivariant", "OrbitAverage", "OrbitCollapse", "PerInputProductGroup", "PermutationGroup",
-           "ProductGroup", "TemplateCanonicalizer", "check_axioms", "commute", "d4", "equitune", "equizero", "hflip",
-           "lambda_equitune", "multi_equitune", "multi_input_equivariant", "per_input_product", "product",
-           "reynolds", "rot90", "vflip", "vocab_cycle", "vocab_permutation", "vocab_swaps"]
+           "ProductGroup", "RelaxedEquivariant", "TemplateCanonicalizer", "check_axioms", "commute", "d4", "equitune",
+           "equizero", "hflip", "identity", "lambda_equitune", "multi_equitune", "multi_input_equivariant",
+           "per_input_product", "product", "relaxed", "reynolds", "rot90", "vflip", "vocab_cycle", "vocab_permutation",
+           "vocab_swaps"]

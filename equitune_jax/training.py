@@ -1,15 +1,19 @@
 """Fitting any Equinox model on levanter's Trainer (the ``common_jax.main.train_classifier`` pattern):
-one run id per sub-run, json metrics, checkpoints and exact resume through ``iter_from_step``."""
+one run id per sub-run, json metrics, checkpoints and exact resume through ``iter_from_step``; an optional per-step
+hook (e.g. :class:`KeepBest`, best-on-validation model selection)."""
 
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 
+import equinox as eqx
 import haliax as hax
 import jax
 import jax.numpy as jnp
 import levanter
 from haliax import NamedArray
+from levanter.callbacks import StepInfo
 from levanter.data import AsyncDataset
 from levanter.metrics import Metric, ReductionType
 from levanter.optim import OptimizerConfig
@@ -45,16 +49,63 @@ def sub_run(trainer: TrainerConfig, suffix: str, steps: int | None = None) -> Tr
     return dataclasses.replace(trainer, **changes)
 
 
+class KeepBest:
+    """A per-step hook for :func:`fit`: after update ``u`` (``u >= first_step`` and ``(u - first_step) % every == 0``)
+    it scores the model with ``score_fn(model) -> float``, logs the score as ``<name>/score`` and keeps a copy of the
+    model if it scores strictly better than every earlier check (starting from 0, as the SCAN reference's
+    ``best_acc = 0.``). ``best_model`` stays None when no check scores above 0.
+
+    levanter runs hooks from the third update on, so a check scheduled after update 1 or 2 (the SCAN reference's
+    fine-tuning validates after its first update) is made on the model before training instead (:meth:`before`).
+    """
+
+    def __init__(self, score_fn: Callable[[object], float], first_step: int, every: int, name: str = "validation"):
+        self.score_fn, self.first_step, self.every, self.name = score_fn, first_step, every, name
+        self.best_score, self.best_step, self.best_model = 0.0, None, None
+        self.history: list[tuple[int, float]] = []
+
+    def before(self, model) -> None:
+        """The check of an early schedule (``first_step`` <= 2) on the untrained model, as update 0."""
+        if self.first_step <= 2:
+            self._check(0, model, step=0)
+
+    def __call__(self, info: StepInfo):
+        updates = info.step + 1
+        if updates < self.first_step or (updates - self.first_step) % self.every:
+            return
+        if self.history and self.history[-1][0] == updates:  # levanter forces the hooks again after the last step
+            return
+        self._check(updates, info.eval_model, info.step)
+
+    def _check(self, updates: int, model, step: int) -> None:
+        score = float(self.score_fn(model))
+        self.history.append((updates, score))
+        levanter.tracker.log({f"{self.name}/score": score}, step=step)
+        if score > self.best_score:
+            self.best_score, self.best_step = score, updates
+            self.best_model = jax.tree.map(lambda x: jnp.array(x, copy=True) if eqx.is_array(x) else x, model)
+        logger.info("%s after %d updates: %.4f (best %.4f at %s)", self.name, updates, score, self.best_score,
+                    self.best_step)
+
+    def summary(self) -> dict:
+        return {"best_score": self.best_score, "best_step": self.best_step, "history": self.history}
+
+
 def fit(trainer_config: TrainerConfig, optimizer: OptimizerConfig, loss_fn, model, train: AsyncDataset,
-        data_seed: int, key) -> tuple[object, float]:
+        data_seed: int, key, on_step: Callable[[StepInfo], None] | None = None) -> tuple[object, float]:
     """Train ``model`` on an endless shuffled stream of ``train``; returns (trained model, wall seconds).
 
-    ``loss_fn(model, batch, *, key) -> (loss, metrics)``. Resumes from the run's latest checkpoint.
+    ``loss_fn(model, batch, *, key) -> (loss, metrics)``; ``on_step(info)`` runs after every update. Resumes from the
+    run's latest checkpoint.
     """
     start = time.time()
     opt = optimizer.build(trainer_config.num_train_steps)
     with metrics_jsonl(run_dir(trainer_config) / "metrics.jsonl"), Trainer(trainer_config, opt, loss_fn) as trainer:
+        if on_step is not None:
+            trainer.add_hook(on_step, every=1)
         state = trainer.initial_state(key, model_init=lambda: model)
+        if hasattr(on_step, "before") and int(state.step) == 0:
+            on_step.before(state.model)
         levanter.tracker.log_summary({"parameter_count": parameter_count(state.model)})
         loader = trainer.data_loader(EpochShuffledDataset(train, data_seed)).iter_from_step(int(state.step))
         info = trainer.train(state, loader)

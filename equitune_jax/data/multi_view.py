@@ -5,7 +5,8 @@ Two sources (``MultiViewConfig.data``):
 - the embedded mnist10k (spec §9.1 on MNIST): N *different* same-class images drawn at random, train tuples from
   the 8,000 train images, test tuples from the 2,000 test images, deterministically from a seed;
 - any HF image dataset (spec §6.1: Caltech101, 15Scene): one pool split, a seeded 80/20 image split
-  (``random_state`` 1234 in the reference), then *consecutive* same-class images grouped into N-tuples.
+  (``random_state`` 1234 in the reference), then *consecutive* same-class images grouped into N-tuples, in the
+  split's random order (the reference: ``train_test_split`` returns the items permuted) or in dataset order.
 
 The "transformed" test applies an independent random element of G_i to view i of every tuple.
 """
@@ -48,12 +49,14 @@ def seeded_split(count: int, test_fraction: float, seed: int) -> tuple[np.ndarra
     return perm[n_test:], perm[:n_test]
 
 
-def consecutive_tuples(labels: np.ndarray, indices: np.ndarray, num_views: int) -> np.ndarray:
+def consecutive_tuples(labels: np.ndarray, indices: np.ndarray, num_views: int, order: str = "dataset") -> np.ndarray:
     """[T, num_views] rows of consecutive same-class images: per class (ascending), the class's ``indices`` in
-    dataset order cut into N-tuples; a class's last fewer-than-N images are dropped."""
+    dataset order (``order="dataset"``) or in the order ``indices`` lists them (``"split"``, the reference's) cut into
+    N-tuples; a class's last fewer-than-N images are dropped."""
     rows = []
     for c in np.unique(labels[indices]):
-        members = np.sort(indices[labels[indices] == c])
+        members = indices[labels[indices] == c]
+        members = np.sort(members) if order == "dataset" else members
         rows.append(members[:len(members) // num_views * num_views].reshape(-1, num_views))
     return np.concatenate(rows) if rows else np.zeros((0, num_views), np.int64)
 
@@ -98,12 +101,14 @@ class MultiViewSplits:
 
 
 def load_multi_view(groups: Sequence[Group], seed: int, data: ImageDataConfig, *, train_tuples: int,
-                    test_tuples: int, test_fraction: float, split_seed: int) -> MultiViewSplits:
+                    test_tuples: int, test_fraction: float, split_seed: int,
+                    tuple_order: str = "dataset") -> MultiViewSplits:
     """Tuples of ``data`` scaled to [0, 1], then normalised by ``data.mean``/``data.std``.
 
     mnist10k: ``train_tuples``/``test_tuples`` random tuples from images[:8000]/[8000:] (seeds ``seed``,
     ``seed + 1``). HF: every image of ``data.train_split``, split by :func:`seeded_split` (``test_fraction``,
-    ``split_seed``) and grouped by :func:`consecutive_tuples`. The transformed test uses seed ``seed + 2``.
+    ``split_seed``) and grouped by :func:`consecutive_tuples` in ``tuple_order``. The transformed test (``groups``)
+    uses seed ``seed + 2``.
     """
     num_views = len(groups)
     if data.source == "mnist10k":
@@ -115,12 +120,12 @@ def load_multi_view(groups: Sequence[Group], seed: int, data: ImageDataConfig, *
         rows = [source[i] for i in range(len(source))]
         images, labels = np.stack([r[0] for r in rows]), np.asarray([r[1] for r in rows])
         train, test = seeded_split(len(labels), test_fraction, split_seed)
-        train_idx, test_idx = (consecutive_tuples(labels, idx, num_views) for idx in (train, test))
+        train_idx, test_idx = (consecutive_tuples(labels, idx, num_views, tuple_order) for idx in (train, test))
         if not len(train_idx) or not len(test_idx):
             raise ValueError(f"data: {len(labels)} images give {len(train_idx)} train and {len(test_idx)} test "
                              f"tuples of {num_views} views; both must be non-empty")
     mean, std = np.asarray(data.mean, np.float32), np.asarray(data.std, np.float32)
-    views = lambda idx: (images[idx].astype(np.float32) / 255.0 - mean) / std  # noqa: E731
+    views = lambda idx: (images[idx].astype(np.float32) / 255.0 - mean) / std
     test_views = views(test_idx)
     return MultiViewSplits(
         MultiViewDataset(views(train_idx), labels[train_idx[:, 0]]),

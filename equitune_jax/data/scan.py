@@ -77,10 +77,19 @@ class ScanSplit:
     tests: dict[str, list[Pair]]
 
 
-def split(pairs: list[Pair], name: str, primitive_fraction: float = 0.02) -> ScanSplit:
+def split(pairs: list[Pair], name: str, primitive_fraction: float = 0.02, reference: bool = False) -> ScanSplit:
     """An official split: ``length``, ``addprim_jump``, ``addprim_turn_left``, ``template_around_right``, or
     ``turn_up_jump_turn_left`` (SCAN-II/mini; the three primitives each repeated ``primitive_fraction`` ×
-    |train without them|; tests ``jump``, ``turn_up``, ``turn_left`` and their union ``all``)."""
+    |train without them|; tests ``jump``, ``turn_up``, ``turn_left`` and ``all``).
+
+    ``reference`` (``turn_up_jump_turn_left`` only) reproduces the reference's ``gen_scan_2.py``: its "is not a
+    primitive" test is always true, so the bare primitives are test items too; the repeat count is
+    ``int(fraction · |train|)`` (floor); and ``all`` is the concatenation of the three test lists, so a command holding
+    two of the phrases counts twice. (Its substring test on the whole "IN … OUT …" line equals the token test here: the
+    actions are upper-case.) Without it, ``all`` is the union, the primitives are not tested and the count is rounded.
+    """
+    if reference and name != "turn_up_jump_turn_left":
+        raise ValueError("reference_compat.scan_split applies to the turn_up_jump_turn_left split only")
     if name == "length":
         return ScanSplit([p for p in pairs if len(p[1]) < 24], {"length": [p for p in pairs if len(p[1]) >= 24]})
     if name in ADDPRIM:
@@ -100,10 +109,14 @@ def split(pairs: list[Pair], name: str, primitive_fraction: float = 0.02) -> Sca
         if len(bare) != 3:
             raise ValueError("turn_up_jump_turn_left needs a grammar with the up/down directions (scan2, scan_mini)")
         base = [p for p in pairs if not any(held(p[0]))]
-        repeats = round(primitive_fraction * len(base))
-        tests = {key: [p for p in pairs if held(p[0])[k] and p[0] not in HELD_OUT_PRIMITIVES]
+        repeats = int(primitive_fraction * len(base)) if reference else round(primitive_fraction * len(base))
+        tested = (lambda p: True) if reference else (lambda p: p[0] not in HELD_OUT_PRIMITIVES)
+        tests = {key: [p for p in pairs if held(p[0])[k] and tested(p)]
                  for k, key in enumerate(("jump", "turn_up", "turn_left"))}
-        tests["all"] = [p for p in pairs if any(held(p[0])) and p[0] not in HELD_OUT_PRIMITIVES]
+        if reference:
+            tests["all"] = [p for key in ("turn_up", "jump", "turn_left") for p in tests[key]]
+        else:
+            tests["all"] = [p for p in pairs if any(held(p[0])) and tested(p)]
         return ScanSplit(base + [p for p in bare for _ in range(repeats)], tests)
     raise ValueError(f"data.split {name!r} is not a SCAN split")
 

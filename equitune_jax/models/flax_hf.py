@@ -1,21 +1,12 @@
-"""Equinox views of ``transformers`` Flax models, so the wrappers can vmap them over an orbit.
+"""An Equinox view of ``transformers``' Flax CLIP, so the wrappers can vmap it over an orbit.
 
-The parameters are a trainable pytree; the Flax model object (architecture) is static.
+CLIP stays on the Flax model (``transformers`` < 5, pinned): the project's HF importer (``common_jax.hf``) covers ViT,
+BERT and GPT-2, not CLIP's two towers. The parameters are a trainable pytree; the Flax model object is static.
 """
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-
-
-class FlaxCausalLM(eqx.Module):
-    """``ids [T] -> logits [T, vocab]`` of a Flax causal LM (e.g. ``FlaxGPT2LMHeadModel``)."""
-
-    params: dict
-    model: object = eqx.field(static=True)
-
-    def __call__(self, ids, *, key=None):
-        return self.model(ids[None], params=self.params, train=False).logits[0]
 
 
 class FlaxClipImageClassifier(eqx.Module):

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ..groups import Group
-from .orbit import aggregate_outputs, batched_call, check_aggregate, pull_back_all, tree_mean
+from .orbit import accepts_key, aggregate_outputs, batched_call, check_aggregate, pull_back_all, tree_mean
 
 EQUIZERO_MODES = ("select", "classwise_max")
 
@@ -34,12 +34,19 @@ PROXY_LOSSES = {"entropy": entropy_loss, "neg_max_prob": neg_max_prob_loss}
 
 
 class Equizero(eqx.Module):
+    """Equizero of any callable ``model(x) -> y`` or ``model(x, *, key) -> y`` (see the module docstring)."""
+
     model: Callable
     group: Group = eqx.field(static=True)
     proxy_loss: Callable = eqx.field(static=True, default=entropy_loss)
     mode: str = eqx.field(static=True, default="select")
     aggregate: str = eqx.field(static=True, default="logits")
     straight_through: bool = eqx.field(static=True, default=False)
+    model_takes_key: bool | None = eqx.field(static=True, default=None)
+
+    def __post_init__(self):
+        if self.model_takes_key is None:
+            self.model_takes_key = accepts_key(self.model)
 
     def __check_init__(self):
         check_aggregate(self.aggregate)
@@ -51,7 +58,7 @@ class Equizero(eqx.Module):
         return self.group.size
 
     def __call__(self, x, *, key=None):
-        raw = batched_call(self.model, self.group.orbit(x), key)
+        raw = batched_call(self.model, self.group.orbit(x), key, self.model_takes_key)
         losses = jax.vmap(self.proxy_loss)(raw)
         ys = pull_back_all(self.group, aggregate_outputs(raw, self.aggregate))
         if self.mode == "select":

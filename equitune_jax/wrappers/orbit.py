@@ -2,23 +2,42 @@
 
 Every wrapper stacks its transformed copies of the input on ONE leading axis and calls the base model once
 through :func:`batched_call` (a ``jax.vmap``); the tests count these calls at trace time (T7).
+
+The base model is any callable ``model(x) -> y``; when it takes a ``key`` keyword (an Equinox module with dropout,
+``model(x, *, key)``), :func:`accepts_key` says so once, when the wrapper is built, and each copy gets its own key.
 """
+
+import inspect
 
 import jax
 import jax.numpy as jnp
 
 AGGREGATES = ("features", "logits", "log_softmax", "softmax")
+ORBIT_AXIS = "orbit"  # the vmapped orbit axis' name (batch statistics, e.g. BatchNorm, reduce over it)
 
 
-def batched_call(model, xs, key=None):
-    """``model(x, key=k)`` for every ``x`` on the leading axis of the pytree ``xs``, as ONE vmapped call.
+def accepts_key(model) -> bool:
+    """Whether ``model`` takes a ``key`` keyword argument (or ``**kwargs``). A callable whose signature cannot be
+    read (a C builtin) is called without one."""
+    try:
+        parameters = inspect.signature(model).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any((p.name == "key" and p.kind is not p.POSITIONAL_ONLY) or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def batched_call(model, xs, key=None, takes_key: bool = True):
+    """``model(x, key=k)`` (or ``model(x)`` when not ``takes_key``) for every ``x`` on the leading axis of the pytree
+    ``xs``, as ONE vmapped call over the axis named :data:`ORBIT_AXIS`.
 
     Each copy gets its own key (so train-mode dropout draws independent masks per branch, spec §4).
     """
+    if not takes_key:
+        return jax.vmap(model, axis_name=ORBIT_AXIS)(xs)
     n = jax.tree.leaves(xs)[0].shape[0]
     if key is None:
-        return jax.vmap(lambda x: model(x, key=None))(xs)
-    return jax.vmap(lambda x, k: model(x, key=k))(xs, jax.random.split(key, n))
+        return jax.vmap(lambda x: model(x, key=None), axis_name=ORBIT_AXIS)(xs)
+    return jax.vmap(lambda x, k: model(x, key=k), axis_name=ORBIT_AXIS)(xs, jax.random.split(key, n))
 
 
 def aggregate_outputs(y, aggregate: str):

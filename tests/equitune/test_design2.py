@@ -11,7 +11,7 @@ from equitune_jax import groups as G
 from equitune_jax.data import scan as S
 from equitune_jax.decoding import greedy_decode
 from equitune_jax.invariant_maps import OrbitCollapse, TemplateCanonicalizer
-from equitune_jax.models.seq2seq_gru import GruSeq2Seq
+from equitune_jax.models.seq2seq_rnn import RnnSeq2Seq
 from equitune_jax.models.view_cnn import multi_view_cnn, multi_view_design1, product_equitune
 from equitune_jax.scan_symmetry import REFERENCE_REPRESENTATIVES, scan_factor, scan_invariant_maps, scan_product
 from equitune_jax.wrappers import equitune, multi_equitune
@@ -30,7 +30,7 @@ def _example():
 
 
 def _models(float64=True):
-    base = GruSeq2Seq(len(S.IN_VOCAB), len(S.OUT_VOCAB), 8, 8, key=jax.random.PRNGKey(0))
+    base = RnnSeq2Seq(len(S.IN_VOCAB), len(S.OUT_VOCAB), 8, 8, key=jax.random.PRNGKey(0))
     base = to_float64(base) if float64 else base
     groups = [scan_factor(f) for f in FACTORS]
     maps = scan_invariant_maps(FACTORS, REFERENCE_REPRESENTATIVES)
@@ -124,9 +124,9 @@ def test_T7_one_vmapped_call_with_the_orbit_axis(monkeypatch):
     calls = []
 
     def recording(original):
-        def call(model, xs, key=None):
+        def call(model, xs, key=None, takes_key=True):
             calls.append(jax.tree.leaves(xs)[0].shape[0])
-            return original(model, xs, key)
+            return original(model, xs, key, takes_key)
         return call
 
     for module in (design1, design2, equitune_wrapper):

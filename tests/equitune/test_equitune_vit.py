@@ -20,7 +20,7 @@ def test_equitune_vit_is_invariant_with_the_vit_parameters():
     assert model.forward_passes == 4
     assert _count(model) == _count(model.equitune.model.model)  # the wrapper adds no parameters
     images = jnp.asarray(np.random.default_rng(0).normal(size=(3, 28, 28, 1)), jnp.float32)
-    named = lambda x: hax.named(x, ("batch", "height", "width", "channel"))  # noqa: E731
+    named = lambda x: hax.named(x, ("batch", "height", "width", "channel"))
     call = eqx.filter_jit(lambda m, x: m(named(x)).array)
     logits = call(model, images)
     assert logits.shape == (3, 10)

@@ -47,20 +47,24 @@ def _config(root, folder, extra=()):
                                                  "--model.image_size", str(SIZE), "--model.num_classes", str(CLASSES),
                                                  "--model.width", "4", "--model.features", "8", "--model.hidden", "8",
                                                  "--groups", "[rot90, rot90, rot90]", "--models", "[cnn, design1]",
+                                                 "--test_groups", "[rot90, rot90, rot90]",
+                                                 "--model.bn_calibration_batches", "2",
                                                  "--train_epochs", "1", "--trainer.train_batch_size", "8", *extra])
 
 
-def test_tuples_are_consecutive_same_class_from_the_seeded_80_20_split(in_tmp, image_folder):
+@pytest.mark.parametrize("order", ["split", "dataset"])
+def test_tuples_are_consecutive_same_class_from_the_seeded_80_20_split(in_tmp, image_folder, order):
     folder, labels = image_folder
-    splits = _config(in_tmp, folder).load_data()
-    # sklearn's train_test_split(range(60), test_size=0.2, random_state=1234): ceil(12) test items first
+    splits = _config(in_tmp, folder, ["--tuple_order", order]).load_data()
+    # sklearn's train_test_split(range(60), test_size=0.2, random_state=1234): ceil(12) test items first; its items
+    # come back in that permuted order, which the reference's tuples keep (order "split")
     perm = np.random.RandomState(1234).permutation(len(labels))
-    train, test = set(perm[12:].tolist()), set(perm[:12].tolist())
-    for index, part in ((splits.train_index, train), (splits.test_index, test)):
-        assert index.shape[1] == VIEWS and set(index.ravel().tolist()) <= part
+    for index, part in ((splits.train_index, perm[12:]), (splits.test_index, perm[:12])):
+        assert index.shape[1] == VIEWS and set(index.ravel().tolist()) <= set(part.tolist())
         assert (labels[index] == labels[index[:, :1]]).all()  # same class in every tuple
-        for c in range(CLASSES):  # the class's images of the part, in dataset order, cut into consecutive 3-tuples
-            members = sorted(i for i in part if labels[i] == c)
+        for c in range(CLASSES):  # the class's images of the part, in split or dataset order, cut into 3-tuples
+            members = [i for i in part if labels[i] == c]
+            members = sorted(members) if order == "dataset" else members
             expected = np.asarray(members[:len(members) // VIEWS * VIEWS]).reshape(-1, VIEWS)
             np.testing.assert_array_equal(index[labels[index[:, 0]] == c], expected)
     assert splits.train.views.shape[1:] == (VIEWS, SIZE, SIZE, 3)
@@ -147,3 +151,22 @@ def test_random_crop_cuts_a_window_of_the_zero_padded_image():
     for crop, pad in zip(out, padded):
         windows = [(dy, dx) for dy in range(9) for dx in range(9) if np.array_equal(pad[dy:dy + 8, dx:dx + 8], crop)]
         assert len(windows) == 1
+
+
+def test_batch_norm_population_statistics_are_training_mode_ones():
+    """levanter hands back its eval_model in inference mode; calibrating it must give the statistics of the training
+    forward pass (batch statistics in every layer), as calibrating the training-mode model does."""
+    from equitune_jax.main.multi_view import calibrate_batch_norm, training_views
+    from equitune_jax.models.batch_norm import batch_norms
+    from equitune_jax.models.view_cnn import multi_view_cnn
+
+    model = multi_view_cnn(2, 16, 1, 4, 8, 8, 4, arch="paper", norm="batch", key=jax.random.PRNGKey(0))
+    views = np.random.default_rng(0).normal(1.0, 2.0, size=(32, 2, 16, 16, 1)).astype(np.float32)
+    prepare = training_views(None, None, (0.0,), (1.0,))
+    key = jax.random.PRNGKey(1)
+    trained = calibrate_batch_norm(model, views, prepare, 2, 16, key)
+    evaluated = calibrate_batch_norm(eqx.nn.inference_mode(model), views, prepare, 2, 16, key)
+    for a, b in zip(batch_norms(trained), batch_norms(evaluated), strict=True):
+        np.testing.assert_allclose(a.mean, b.mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a.var, b.var, rtol=1e-5, atol=1e-6)
+    assert abs(float(batch_norms(trained)[0].mean[0])) > 1e-3  # the statistics were really set
