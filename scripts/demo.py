@@ -83,7 +83,7 @@ class Progress:
         fraction = min(job_elapsed / expected_now, 0.95) if expected_now else 0.95
         remaining_jobs = self.total - self.done_expected - self.expected[job.name]
         left = max(expected_now - job_elapsed, 0.05 * expected_now) + remaining_jobs * speed
-        self.bar.set_description_str(f"[{index + 1}/{count}] {job.name}")
+        self.bar.set_description_str(f"[{index + 1}/{count}] {job.name}", refresh=False)
         self.bar.set_postfix_str(f"about {_clock(left)} left", refresh=False)
         self.bar.n = round(100 * (self.done_expected + fraction * self.expected[job.name]) / self.total, 1)
         if time.time() - self.last_draw >= self.bar.mininterval:
