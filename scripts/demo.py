@@ -47,7 +47,7 @@ JOBS = (
     Job("qkvflow", "Neural ODE transformers / DiffEqFormer (ICLR 2025)", "qkvflow_jax.main.reproduce",
         {"smoke": 60, "demo": 100, "full": 1800}),
     Job("nfn", "Equivariant neural functional networks for transformers (ICLR 2025)", "nfn_jax.main.reproduce",
-        {"smoke": 60, "demo": 100, "full": 1700}),
+        {"smoke": 60, "demo": 100, "full": 450}),
     Job("foundation", "Foundation jobs: common_jax ViT and levanter GPT-2", "common_jax.main.foundation_demo",
         {"full": 400}, presets=("full",)),
 )
